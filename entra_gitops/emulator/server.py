@@ -1,0 +1,44 @@
+"""Serves the emulator over HTTP on a loopback address with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from entra_gitops.emulator.app import Emulator
+from entra_gitops.errors import ConfigError
+
+
+def require_loopback(host: str) -> None:
+    """The emulator holds a whole tenant and accepts any token: it never listens beyond this machine."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror:
+        raise ConfigError(f"--host {host!r}: cannot resolve this name") from None
+    if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        raise ConfigError(f"--host {host!r} is not a loopback address", hint="use 127.0.0.1, ::1 or localhost")
+
+
+def serve(app: Emulator, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+    """Run until interrupted; `on_ready` receives the Graph base URL once the socket listens."""
+    require_loopback(host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                await task
+                raise ConfigError(f"could not listen on {host}:{port}")
+            await asyncio.sleep(0.02)
+        bound = server.servers[0].sockets[0].getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        on_ready(f"http://{shown}:{bound[1]}/v1.0")
+        await task
+
+    asyncio.run(run())

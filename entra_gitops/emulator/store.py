@@ -1,0 +1,224 @@
+"""The emulator's in-memory tenant: live and soft-deleted objects, links, and a change log for delta."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from entra_gitops.emulator.protocol import GraphFault, bad_request, not_found, utc_now_text
+from entra_gitops.registry import Registry, ResourceType
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+TOP = ""  # parent key of top-level collections
+
+LinkKey = tuple[str, str]  # (type name, link property)
+
+
+@dataclass
+class Deleted:
+    """A soft-deleted object and the memberships it held, given back on restore."""
+
+    obj: dict[str, Any]
+    parent: str
+    memberships: list[tuple[LinkKey, str]] = field(default_factory=list)
+    own_links: dict[str, dict[str, None]] = field(default_factory=dict)
+
+
+def opaque_id() -> str:
+    """An id shaped like Graph's app role assignment and grant ids: 43 base64url characters."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+class Tenant:
+    """All state of one emulated tenant; every mutation goes through here and is logged for delta."""
+
+    def __init__(self, registry: Registry, tenant_id: str, clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry
+        self.tenant_id = tenant_id
+        self.clock = clock
+        self.live: dict[str, dict[str, dict[str, dict[str, Any]]]] = {t.name: {} for t in registry}
+        self.deleted: dict[str, dict[str, Deleted]] = {t.name: {} for t in registry}
+        self.singletons: dict[str, dict[str, Any]] = {}
+        self.links: dict[LinkKey, dict[str, dict[str, None]]] = {
+            (t.name, p.name): {} for t in registry for p in t.links
+        }
+        self.directory: dict[str, str] = {}
+        self.seq = 0
+        self.changes: dict[str, dict[str, int]] = {t.name: {} for t in registry}
+        self.link_changes: dict[LinkKey, dict[str, dict[str, tuple[int, bool]]]] = {k: {} for k in self.links}
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def now_text(self) -> str:
+        return utc_now_text(dt.datetime.fromtimestamp(self.clock(), dt.UTC))
+
+    def objects(self, rtype: ResourceType, parent: str = TOP) -> dict[str, dict[str, Any]]:
+        return self.live[rtype.name].setdefault(parent, {})
+
+    def all_objects(self, rtype: ResourceType) -> Iterator[dict[str, Any]]:
+        for bucket in self.live[rtype.name].values():
+            yield from bucket.values()
+
+    def count(self, rtype: ResourceType) -> int:
+        return sum(len(b) for b in self.live[rtype.name].values())
+
+    def find(self, rtype: ResourceType, object_id: str, parent: str = TOP) -> dict[str, Any] | None:
+        bucket = self.objects(rtype, parent)
+        found = bucket.get(object_id)
+        if found is None and GUID.match(object_id):
+            found = bucket.get(object_id.lower())
+        return found
+
+    def get(self, rtype: ResourceType, object_id: str, parent: str = TOP) -> dict[str, Any]:
+        found = self.find(rtype, object_id, parent)
+        if found is None:
+            raise not_found(object_id)
+        return found
+
+    def find_by(self, rtype: ResourceType, key: str, value: str) -> dict[str, Any] | None:
+        folded = value.lower()
+        return next((o for o in self.all_objects(rtype) if str(o.get(key, "")).lower() == folded), None)
+
+    def directory_object(self, object_id: str) -> tuple[ResourceType, dict[str, Any]] | None:
+        name = self.directory.get(object_id) or self.directory.get(object_id.lower())
+        if name is None:
+            return None
+        rtype = self.registry.get(name)
+        return rtype, self.get(rtype, object_id)
+
+    def members(self, key: LinkKey, parent_id: str) -> dict[str, None]:
+        return self.links[key].setdefault(parent_id, {})
+
+    # -- change log ---------------------------------------------------------------------------
+
+    def _touch(self, rtype: ResourceType, object_id: str) -> None:
+        self.seq += 1
+        self.changes[rtype.name][object_id] = self.seq
+
+    def _touch_link(self, key: LinkKey, parent_id: str, member_id: str, present: bool) -> None:
+        self.seq += 1
+        self.link_changes[key].setdefault(parent_id, {})[member_id] = (self.seq, present)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _generate(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
+        for name, kind in rtype.server_generated.items():
+            if kind == "uuid":
+                obj[name] = str(uuid.uuid4())
+            elif kind == "opaque":
+                obj[name] = opaque_id()
+            elif kind == "now":
+                obj[name] = self.now_text()
+        if "id" not in rtype.server_generated:
+            obj.setdefault("id", str(uuid.uuid4()))
+
+    def insert(self, rtype: ResourceType, obj: dict[str, Any], parent: str = TOP) -> dict[str, Any]:
+        """Store an object as given (seeding); its id must be new."""
+        object_id = obj.get("id")
+        if not isinstance(object_id, str) or not object_id:
+            raise bad_request(f"a {rtype.name} needs a string id")
+        bucket = self.objects(rtype, parent)
+        if object_id in bucket or object_id in self.deleted[rtype.name]:
+            raise GraphFault(400, "Request_MultipleObjectsWithSameKeyValue", f"Another object with id '{object_id}' already exists.")
+        bucket[object_id] = obj
+        if rtype.is_directory_object:
+            self.directory[object_id] = rtype.name
+        self._touch(rtype, object_id)
+        return obj
+
+    def create(self, rtype: ResourceType, body: Mapping[str, Any], parent: str = TOP) -> dict[str, Any]:
+        """Create an object the way Graph does: server-owned fields are the server's."""
+        obj = {k: v for k, v in body.items() if k != "passwordProfile"}  # write-only: never served back
+        self._generate(rtype, obj)
+        return self.insert(rtype, obj, parent)
+
+    def update(self, rtype: ResourceType, obj: dict[str, Any], changes: Mapping[str, Any]) -> None:
+        for name, value in changes.items():
+            if name == "passwordProfile":
+                continue
+            obj[name] = value
+        self._touch(rtype, obj["id"])
+
+    def set_singleton(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
+        self.singletons[rtype.name] = obj
+        self._touch(rtype, obj.get("id", rtype.name))
+
+    def delete(self, rtype: ResourceType, object_id: str, parent: str = TOP) -> None:
+        """DELETE on an item: soft delete where the type has it, otherwise gone for good."""
+        obj = self.get(rtype, object_id, parent)
+        object_id = obj["id"]
+        del self.objects(rtype, parent)[object_id]
+        self.directory.pop(object_id, None)
+        if rtype.soft_delete is not None:
+            record = Deleted(obj=obj, parent=parent)
+            obj["deletedDateTime"] = self.now_text()
+            for key, groups in self.links.items():
+                for group_id, members in groups.items():
+                    if object_id in members:
+                        del members[object_id]
+                        self._touch_link(key, group_id, object_id, present=False)
+                        record.memberships.append((key, group_id))
+            for prop in rtype.links:
+                record.own_links[prop.name] = self.links[(rtype.name, prop.name)].pop(object_id, {})
+            self.deleted[rtype.name][object_id] = record
+        else:
+            for prop in rtype.links:
+                self.links[(rtype.name, prop.name)].pop(object_id, None)
+        self._touch(rtype, object_id)
+
+    def find_deleted(self, rtypes: tuple[ResourceType, ...], object_id: str) -> tuple[ResourceType, Deleted]:
+        for rtype in rtypes:
+            bucket = self.deleted[rtype.name]
+            record = bucket.get(object_id) or (bucket.get(object_id.lower()) if GUID.match(object_id) else None)
+            if record is not None:
+                return rtype, record
+        raise not_found(object_id)
+
+    def restore(self, rtype: ResourceType, object_id: str) -> dict[str, Any]:
+        record = self.deleted[rtype.name].pop(object_id)
+        obj = record.obj
+        obj.pop("deletedDateTime", None)
+        self.objects(rtype, record.parent)[object_id] = obj
+        if rtype.is_directory_object:
+            self.directory[object_id] = rtype.name
+        for key, group_id in record.memberships:
+            if self.directory.get(group_id) or self._is_live_parent(key, group_id):
+                self.members(key, group_id)[object_id] = None
+                self._touch_link(key, group_id, object_id, present=True)
+        for name, members in record.own_links.items():
+            live = {m: None for m in members if m in self.directory}
+            self.links[(rtype.name, name)][object_id] = live
+        self._touch(rtype, object_id)
+        return obj
+
+    def _is_live_parent(self, key: LinkKey, parent_id: str) -> bool:
+        rtype = self.registry.get(key[0])
+        return self.find(rtype, parent_id) is not None
+
+    def purge(self, rtype: ResourceType, object_id: str) -> None:
+        del self.deleted[rtype.name][object_id]
+        self._touch(rtype, object_id)
+
+    def add_link(self, key: LinkKey, parent_id: str, member_id: str) -> None:
+        members = self.members(key, parent_id)
+        if member_id in members:
+            raise bad_request(
+                "One or more added object references already exist for the following modified properties: "
+                f"'{key[1]}'."
+            )
+        members[member_id] = None
+        self._touch_link(key, parent_id, member_id, present=True)
+
+    def remove_link(self, key: LinkKey, parent_id: str, member_id: str) -> None:
+        members = self.members(key, parent_id)
+        if member_id not in members:
+            raise not_found(member_id)
+        del members[member_id]
+        self._touch_link(key, parent_id, member_id, present=False)

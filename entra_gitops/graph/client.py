@@ -1,0 +1,324 @@
+"""The Graph edge: msgraph-sdk's request adapter with azure-identity, raw JSON pages, retries, $batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from azure.core.exceptions import ClientAuthenticationError
+from kiota_abstractions.method import Method
+from kiota_abstractions.native_response_handler import NativeResponseHandler
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from entra_gitops.errors import AuthError, ConfigError, GraphError
+from entra_gitops.graph.auth import AuthSettings, build_credential, token_scopes
+from entra_gitops.graph.limiter import Limiter, backoff_delay
+from entra_gitops.registry import ThrottleScope
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+MAX_BATCH = 20
+
+
+class GraphResponse(NamedTuple):
+    """A Graph answer as bytes, with what the tool reads from its headers."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content) if self.content else None
+
+
+class BatchRequest(NamedTuple):
+    """One sub-request of a `$batch` call; `url` is relative to the Graph base URL."""
+
+    id: str
+    method: str
+    url: str
+    body: Any = None
+    depends_on: tuple[str, ...] = ()
+    headers: Mapping[str, str] | None = None
+
+
+class GraphStats(NamedTuple):
+    """What a run cost: requests sent, Graph's resource units, retries, 429s, bytes."""
+
+    requests: int
+    resource_units: int
+    retries: int
+    throttled: int
+    bytes_read: int
+
+
+@dataclass
+class _Counters:
+    requests: int = 0
+    resource_units: int = 0
+    retries: int = 0
+    throttled: int = 0
+    bytes_read: int = 0
+
+    def freeze(self) -> GraphStats:
+        return GraphStats(self.requests, self.resource_units, self.retries, self.throttled, self.bytes_read)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry throttled or failed requests."""
+
+    max_retries: int = 6
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+
+
+def check_graph_url(graph_url: str) -> str:
+    """The Graph base URL without a trailing slash; anything that is not one is a ConfigError."""
+    url = graph_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--graph-url {graph_url!r} is not an http(s) URL", hint=f"for example {DEFAULT_GRAPH_URL}")
+    if not parts.path.endswith("/v1.0") or parts.query or parts.fragment:
+        raise ConfigError(
+            f"--graph-url {graph_url!r} must end in /v1.0 and carry no query",
+            hint=f"for example {DEFAULT_GRAPH_URL} or http://127.0.0.1:8080/v1.0",
+        )
+    return url
+
+
+def _error_from(method: str, url: str, response: GraphResponse) -> GraphError:
+    code, message = None, response.content[:200].decode("utf-8", "replace")
+    try:
+        error = (response.json() or {}).get("error") or {}
+        code, message = error.get("code"), error.get("message", message)
+    except (ValueError, AttributeError):
+        pass
+    path = urlsplit(url).path
+    return GraphError(
+        f"{method} {path} failed: {response.status} {code or ''}: {message}".replace(" :", ":"),
+        status=response.status,
+        code=code,
+        request_id=response.headers.get("request-id"),
+    )
+
+
+@dataclass
+class GraphClient:
+    """Talks to one Graph endpoint through msgraph-sdk's adapter; only reads raw JSON, never typed models in bulk."""
+
+    base_url: str
+    adapter: GraphRequestAdapter
+    limiter: Limiter
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    counters: _Counters = field(default_factory=_Counters)
+    rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def sdk(self) -> GraphServiceClient:
+        """The typed SDK client on the same adapter, for single-object work where models help."""
+        return GraphServiceClient(request_adapter=self.adapter)
+
+    @property
+    def stats(self) -> GraphStats:
+        return self.counters.freeze()
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params, safe="$,()'@/:")
+        return url
+
+    async def _send_once(self, method: str, url: str, body: Any, headers: Mapping[str, str] | None) -> GraphResponse:
+        info = RequestInformation()
+        info.http_method = Method[method]
+        info.url = url
+        info.headers.add("Accept", "application/json")
+        for name, value in (headers or {}).items():
+            info.headers.add(name, value)
+        if body is not None:
+            info.set_stream_content(json.dumps(body).encode(), "application/json")
+        # Retries happen here, under the shared limiter, so a 429 pauses every request of its scope.
+        info.add_request_options([ResponseHandlerOption(NativeResponseHandler()), RetryHandlerOption(should_retry=False)])
+        try:
+            response: httpx.Response = await self.adapter.send_async(info, None, {})  # type: ignore[arg-type]
+        except ClientAuthenticationError as err:
+            raise AuthError(f"cannot get a token for {self.base_url}: {err.message}") from None
+        content = response.content
+        self.counters.bytes_read += len(content)
+        return GraphResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()}, content)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        scope: ThrottleScope = ThrottleScope.IDENTITY,
+        accept: frozenset[int] = frozenset(),
+    ) -> GraphResponse:
+        """Send one request, retrying throttling and transient failures; errors raise GraphError.
+
+        Statuses in `accept` are returned instead of raised (a 404 that means "gone").
+        """
+        url = self.url(path, params)
+        attempt = 0
+        while True:
+            async with self.limiter.slot(scope):
+                self.counters.requests += 1
+                try:
+                    response = await self._send_once(method, url, body, headers)
+                except httpx.TransportError as err:
+                    if method not in IDEMPOTENT or attempt >= self.retry.max_retries:
+                        raise GraphError(
+                            f"cannot reach Graph at {self.base_url}: {err or type(err).__name__}",
+                            hint="check --graph-url and the network; a write without an answer may have been applied",
+                        ) from None
+                    response = None
+            if response is not None:
+                self.counters.resource_units += int(response.headers.get("x-ms-resource-unit", "1") or 1)
+                if response.status < 400 or response.status in accept:
+                    return response
+                retryable = response.status == 429 or (response.status in RETRY_STATUSES and method in IDEMPOTENT)
+                if not retryable or attempt >= self.retry.max_retries:
+                    raise _error_from(method, url, response)
+            delay = self._delay(response, attempt)
+            if response is not None and response.status == 429:
+                self.counters.throttled += 1
+                self.limiter.back_off(scope, delay)
+            else:
+                await asyncio.sleep(delay)
+            self.counters.retries += 1
+            attempt += 1
+
+    def _delay(self, response: GraphResponse | None, attempt: int) -> float:
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        if retry_after and retry_after.strip().isdigit():
+            return float(retry_after)
+        return backoff_delay(attempt, self.retry.backoff_base, self.retry.backoff_cap, self.rng)
+
+    async def get_json(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        return (await self.send("GET", path, params=params, **kwargs)).json()
+
+    async def pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, scope: ThrottleScope = ThrottleScope.IDENTITY, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Each page of a collection as parsed JSON, following `@odata.nextLink` to the end."""
+        url: str | None = self.url(path, params)
+        while url:
+            page = (await self.send("GET", url, scope=scope, headers=headers)).json()
+            yield page
+            url = page.get("@odata.nextLink")
+
+    async def list_all(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every object of a collection, as plain dicts."""
+        objects: list[dict[str, Any]] = []
+        async for page in self.pages(path, params, **kwargs):
+            objects.extend(page.get("value", ()))
+        return objects
+
+    async def batch(self, requests: Sequence[BatchRequest]) -> dict[str, GraphResponse]:
+        """Run requests through `$batch` (20 at a time), retrying throttled sub-requests on their own.
+
+        msgraph's middleware does not retry a 429 inside a 200 envelope, so this does.
+        """
+        results: dict[str, GraphResponse] = {}
+        for start in range(0, len(requests), MAX_BATCH):
+            pending = list(requests[start : start + MAX_BATCH])
+            attempt = 0
+            while pending:
+                answers = await self._batch_once(pending)
+                retry = [r for r in pending if answers[r.id].status in RETRY_STATUSES and (answers[r.id].status == 429 or r.method in IDEMPOTENT)]
+                for request in pending:
+                    results[request.id] = answers[request.id]
+                if not retry or attempt >= self.retry.max_retries:
+                    break
+                delays = [self._delay(answers[r.id], attempt) for r in retry]
+                if any(answers[r.id].status == 429 for r in retry):
+                    self.counters.throttled += sum(1 for r in retry if answers[r.id].status == 429)
+                    self.limiter.back_off(ThrottleScope.IDENTITY, max(delays))
+                else:
+                    await asyncio.sleep(max(delays))
+                self.counters.retries += len(retry)
+                retry_ids = {r.id for r in retry}
+                # A retried request's dependency already succeeded, so it no longer waits for it.
+                pending = [r._replace(depends_on=tuple(d for d in r.depends_on if d in retry_ids)) for r in retry]
+                attempt += 1
+        return results
+
+    async def _batch_once(self, requests: Sequence[BatchRequest]) -> dict[str, GraphResponse]:
+        body = {"requests": [_batch_item(r) for r in requests]}
+        envelope = (await self.send("POST", "$batch", body=body)).json()
+        answers: dict[str, GraphResponse] = {}
+        for item in envelope.get("responses", []):
+            headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+            self.counters.resource_units += int(headers.get("x-ms-resource-unit", "1") or 1)
+            payload = item.get("body")
+            content = b"" if payload is None else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+            answers[str(item["id"])] = GraphResponse(int(item["status"]), headers, content)
+        missing = [r.id for r in requests if r.id not in answers]
+        if missing:
+            raise GraphError(f"$batch answered without responses for {', '.join(missing)}")
+        return answers
+
+    async def aclose(self) -> None:
+        client = getattr(self.adapter, "_http_client", None)
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> GraphClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _batch_item(request: BatchRequest) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": request.id, "method": request.method, "url": "/" + request.url.lstrip("/")}
+    headers = dict(request.headers or {})
+    if request.body is not None:
+        item["body"] = request.body
+        headers.setdefault("Content-Type", "application/json")
+    if headers:
+        item["headers"] = headers
+    if request.depends_on:
+        item["dependsOn"] = list(request.depends_on)
+    return item
+
+
+def connect(
+    graph_url: str = DEFAULT_GRAPH_URL,
+    *,
+    auth: AuthSettings | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    concurrency: int = 8,
+    retry: RetryPolicy | None = None,
+    timeout: float = 100.0,
+) -> GraphClient:
+    """A GraphClient for `graph_url`: azure-identity credentials, or a local token on loopback.
+
+    `transport` lets tests and the demo serve an in-process ASGI emulator with no socket.
+    """
+    base_url = check_graph_url(graph_url)
+    credential = build_credential(base_url, auth or AuthSettings.from_env())
+    host = urlsplit(base_url).hostname or ""
+    provider = AzureIdentityAuthenticationProvider(credential, scopes=token_scopes(base_url), allowed_hosts=[host])
+    http_client = httpx.AsyncClient(transport=transport, timeout=timeout) if transport else httpx.AsyncClient(timeout=timeout)
+    # Building through the factory keeps msgraph's middleware (redirects, headers, telemetry) in the pipeline.
+    http_client = GraphClientFactory.create_with_default_middleware(client=http_client)
+    adapter = GraphRequestAdapter(provider, client=http_client)
+    adapter.base_url = base_url
+    return GraphClient(base_url, adapter, Limiter(concurrency), retry or RetryPolicy())
