@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from click.core import ParameterSource
 import httpx
+from click.core import ParameterSource
 
 from entra_gitops import __version__
 from entra_gitops.errors import EntraGitopsError, ExitCode
@@ -29,7 +29,8 @@ def graph_options(command: Callable[..., Any]) -> Callable[..., Any]:
             envvar="ENTRA_GITOPS_GRAPH_URL",
             default=DEFAULT_GRAPH_URL,
             show_default=True,
-            help="Graph v1.0 base URL; a loopback URL (the emulator) signs in with a local token. Env: ENTRA_GITOPS_GRAPH_URL.",
+            help="Graph v1.0 base URL; a loopback URL (the emulator) signs in with a local token. "
+            "Env: ENTRA_GITOPS_GRAPH_URL.",
         ),
         click.option(
             "--auth",
@@ -49,7 +50,11 @@ def graph_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "A client secret is read only from AZURE_CLIENT_SECRET, never from a flag.",
         ),
         click.option(
-            "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True, help="Requests in flight at once."
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=8,
+            show_default=True,
+            help="Requests in flight at once.",
         ),
     ]
     for option in reversed(options):
@@ -57,7 +62,9 @@ def graph_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def auth_settings(auth_method: str | None, tenant_id: str | None, client_id: str | None, certificate_path: str | None) -> AuthSettings:
+def auth_settings(
+    auth_method: str | None, tenant_id: str | None, client_id: str | None, certificate_path: str | None
+) -> AuthSettings:
     """Sign-in settings from the shared Graph options, the environment filling what they leave out."""
     return AuthSettings.from_env(
         method=AuthMethod(auth_method) if auth_method else None,
@@ -75,7 +82,20 @@ def describe_stats(stats: GraphStats, seconds: float) -> str:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Commands(click.Group):
+    """The command group and the one error boundary: a user-facing error is one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EntraGitopsError as err:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="entra-gitops")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
@@ -91,19 +111,37 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on (never a public one).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on (never a public one)."
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port; 0 picks a free one."
+)
 @click.option(
     "--seed",
     default="demo",
     show_default=True,
     help="'demo', a seed file (.json/.yaml in Graph's shapes), or 'synthetic:users=N,groups=N,apps=N,...'.",
 )
-@click.option("--latency-ms", type=click.IntRange(0, 60000), default=0, show_default=True, help="Delay added to every response.")
-@click.option("--faults", default="", help="Inject failures, e.g. '429,every=5,retry-after=none;503,first=2,path=users'.")
-@click.option("--throttle", is_flag=True, help="Enforce Graph's documented limits (resource units, writes, Conditional Access).")
-@click.option("--throttle-scale", type=click.FloatRange(0.001, 1000), default=1.0, show_default=True, help="Multiply every enforced limit.")
-def emulator(host: str, port: int, seed: str, latency_ms: int, faults: str, throttle: bool, throttle_scale: float) -> None:
+@click.option(
+    "--latency-ms", type=click.IntRange(0, 60000), default=0, show_default=True, help="Delay added to every response."
+)
+@click.option(
+    "--faults", default="", help="Inject failures, e.g. '429,every=5,retry-after=none;503,first=2,path=users'."
+)
+@click.option(
+    "--throttle", is_flag=True, help="Enforce Graph's documented limits (resource units, writes, Conditional Access)."
+)
+@click.option(
+    "--throttle-scale",
+    type=click.FloatRange(0.001, 1000),
+    default=1.0,
+    show_default=True,
+    help="Multiply every enforced limit.",
+)
+def emulator(
+    host: str, port: int, seed: str, latency_ms: int, faults: str, throttle: bool, throttle_scale: float
+) -> None:
     """Serve a local Microsoft Graph v1.0 emulator until interrupted.
 
     It prints its base URL when ready; pass that URL as --graph-url to entra-gitops or to any
@@ -113,7 +151,9 @@ def emulator(host: str, port: int, seed: str, latency_ms: int, faults: str, thro
     from entra_gitops.emulator.server import serve
 
     app = create_emulator(seed, throttle=throttle, throttle_scale=throttle_scale, faults=faults, latency_ms=latency_ms)
-    counts = ", ".join(f"{app.tenant.count(t)} {t.folder}" for t in app.registry if not t.singleton and t.parent is None)
+    counts = ", ".join(
+        f"{app.tenant.count(t)} {t.folder}" for t in app.registry if not t.singleton and t.parent is None
+    )
     click.echo(f"Seeded tenant {app.tenant.tenant_id}: {counts}.", err=True)
 
     def ready(url: str) -> None:
@@ -129,8 +169,18 @@ def emulator(host: str, port: int, seed: str, latency_ms: int, faults: str, thro
 
 @cli.command()
 @graph_options
-@click.option("--seed", default="demo", show_default=True, help="Seed of the in-process emulator when --graph-url is not given.")
-def demo(graph_url: str, auth_method: str | None, tenant_id: str | None, client_id: str | None, certificate_path: str | None, concurrency: int, seed: str) -> None:
+@click.option(
+    "--seed", default="demo", show_default=True, help="Seed of the in-process emulator when --graph-url is not given."
+)
+def demo(
+    graph_url: str,
+    auth_method: str | None,
+    tenant_id: str | None,
+    client_id: str | None,
+    certificate_path: str | None,
+    concurrency: int,
+    seed: str,
+) -> None:
     """Read a whole tenant through msgraph-sdk, against the built-in emulator unless --graph-url says otherwise.
 
     Every resource type entra-gitops knows is read the way a snapshot reads it: raw JSON pages,
@@ -169,23 +219,18 @@ def demo(graph_url: str, auth_method: str | None, tenant_id: str | None, client_
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every error a user can meet becomes one line and an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Run the CLI. Usage errors exit 1, because 2 means "differences present" for every command."""
     try:
-        cli.main(args=argv, prog_name="entra-gitops", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="entra-gitops", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(ExitCode.ERROR)
+        code = ExitCode.ERROR
     except click.ClickException as err:
         err.show()
-        sys.exit(ExitCode.ERROR if err.exit_code == 2 else err.exit_code)
-    except EntraGitopsError as err:
-        if debug:
-            raise
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+        code = ExitCode.ERROR
+    except click.exceptions.Exit as done:
+        code = done.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    sys.exit(ExitCode.OK)
-
+        code = 130
+    sys.exit(code or ExitCode.OK)

@@ -11,8 +11,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from azure.core.credentials import AccessToken, AccessTokenInfo
 
@@ -130,7 +131,7 @@ def _split_url(url: str) -> urllib.parse.SplitResult | None:
         return None
     try:
         parts = urllib.parse.urlsplit(url)
-        parts.port  # raises ValueError on a malformed port
+        _ = parts.port  # raises ValueError on a malformed port
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -299,19 +300,12 @@ def _require_ids(settings: AuthSettings, method: AuthMethod) -> tuple[str, str]:
         raise AuthError(f"authentication method {method.value!r} needs " + " and ".join(missing) + "; set it")
     # Same rule as azure-identity, checked here so the error names the setting to fix.
     if any(c not in _TENANT_ID_CHARACTERS for c in settings.tenant_id):
-        raise AuthError(
-            f"tenant id {settings.tenant_id!r} is not a GUID or domain name; check {_TENANT_HINT}"
-        )
+        raise AuthError(f"tenant id {settings.tenant_id!r} is not a GUID or domain name; check {_TENANT_HINT}")
     return settings.tenant_id, settings.client_id  # type: ignore[return-value]
 
 
 def _choose_method(settings: AuthSettings) -> AuthMethod:
-    if (
-        _env(ENV_OIDC_REQUEST_URL)
-        and _env(ENV_OIDC_REQUEST_TOKEN)
-        and settings.tenant_id
-        and settings.client_id
-    ):
+    if _env(ENV_OIDC_REQUEST_URL) and _env(ENV_OIDC_REQUEST_TOKEN) and settings.tenant_id and settings.client_id:
         return AuthMethod.GITHUB_OIDC
     if _env(ENV_CLIENT_SECRET):
         return AuthMethod.CLIENT_SECRET
@@ -332,9 +326,7 @@ def build_credential(graph_url: str, settings: AuthSettings) -> Any:
             f"not {parts.scheme}://{parts.hostname}; choose another method or point the Graph URL at the emulator"
         )
     if parts.scheme == "http" and not loopback:
-        raise AuthError(
-            f"refusing plain http for {parts.hostname}: access tokens would travel unencrypted; use https"
-        )
+        raise AuthError(f"refusing plain http for {parts.hostname}: access tokens would travel unencrypted; use https")
     if loopback and method in (None, AuthMethod.LOCAL):
         return LocalCredential()
 

@@ -150,7 +150,9 @@ class GraphClient:
         if body is not None:
             info.set_stream_content(json.dumps(body).encode(), "application/json")
         # Retries happen here, under the shared limiter, so a 429 pauses every request of its scope.
-        info.add_request_options([ResponseHandlerOption(NativeResponseHandler()), RetryHandlerOption(should_retry=False)])
+        info.add_request_options(
+            [ResponseHandlerOption(NativeResponseHandler()), RetryHandlerOption(should_retry=False)]
+        )
         try:
             response: httpx.Response = await self.adapter.send_async(info, None, {})  # type: ignore[arg-type]
         except ClientAuthenticationError as err:
@@ -214,7 +216,12 @@ class GraphClient:
         return (await self.send("GET", path, params=params, **kwargs)).json()
 
     async def pages(
-        self, path: str, params: Mapping[str, Any] | None = None, *, scope: ThrottleScope = ThrottleScope.IDENTITY, headers: Mapping[str, str] | None = None
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        scope: ThrottleScope = ThrottleScope.IDENTITY,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Each page of a collection as parsed JSON, following `@odata.nextLink` to the end."""
         url: str | None = self.url(path, params)
@@ -241,7 +248,12 @@ class GraphClient:
             attempt = 0
             while pending:
                 answers = await self._batch_once(pending)
-                retry = [r for r in pending if answers[r.id].status in RETRY_STATUSES and (answers[r.id].status == 429 or r.method in IDEMPOTENT)]
+                retry = [
+                    r
+                    for r in pending
+                    if answers[r.id].status in RETRY_STATUSES
+                    and (answers[r.id].status == 429 or r.method in IDEMPOTENT)
+                ]
                 for request in pending:
                     results[request.id] = answers[request.id]
                 if not retry or attempt >= self.retry.max_retries:
@@ -267,7 +279,11 @@ class GraphClient:
             headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
             self.counters.resource_units += int(headers.get("x-ms-resource-unit", "1") or 1)
             payload = item.get("body")
-            content = b"" if payload is None else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+            content = (
+                b""
+                if payload is None
+                else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+            )
             answers[str(item["id"])] = GraphResponse(int(item["status"]), headers, content)
         missing = [r.id for r in requests if r.id not in answers]
         if missing:
@@ -316,7 +332,9 @@ def connect(
     credential = build_credential(base_url, auth or AuthSettings.from_env())
     host = urlsplit(base_url).hostname or ""
     provider = AzureIdentityAuthenticationProvider(credential, scopes=token_scopes(base_url), allowed_hosts=[host])
-    http_client = httpx.AsyncClient(transport=transport, timeout=timeout) if transport else httpx.AsyncClient(timeout=timeout)
+    http_client = (
+        httpx.AsyncClient(transport=transport, timeout=timeout) if transport else httpx.AsyncClient(timeout=timeout)
+    )
     # Building through the factory keeps msgraph's middleware (redirects, headers, telemetry) in the pipeline.
     http_client = GraphClientFactory.create_with_default_middleware(client=http_client)
     adapter = GraphRequestAdapter(provider, client=http_client)

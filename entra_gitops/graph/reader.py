@@ -78,7 +78,10 @@ class _Reader:
 
     async def link_members(self, rtype: ResourceType, link_name: str, list_path: str) -> None:
         async def members(owner_id: str) -> tuple[str, tuple[str, ...]]:
-            ids = [m["id"] for m in await self.client.list_all(_fill(list_path, id=owner_id), {"$select": "id", "$top": PAGE_SIZE})]
+            ids = [
+                m["id"]
+                for m in await self.client.list_all(_fill(list_path, id=owner_id), {"$select": "id", "$top": PAGE_SIZE})
+            ]
             self.progress(f"{rtype.name}.{link_name}", len(ids))
             return owner_id, tuple(ids)
 
@@ -117,4 +120,3 @@ async def read_tenant(
         links=MappingProxyType({k: MappingProxyType(v) for k, v in reader.links.items()}),
         stats=client.stats,
     )
-
