@@ -148,8 +148,9 @@ def emulator(
     Graph client (it accepts any bearer token). The tenant lives in memory and starts from --seed.
     """
     from entra_gitops.emulator import create_emulator
-    from entra_gitops.emulator.server import serve
+    from entra_gitops.emulator.server import require_loopback, serve
 
+    require_loopback(host)
     app = create_emulator(seed, throttle=throttle, throttle_scale=throttle_scale, faults=faults, latency_ms=latency_ms)
     counts = ", ".join(
         f"{app.tenant.count(t)} {t.folder}" for t in app.registry if not t.singleton and t.parent is None

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedBase
 from ruamel.yaml.error import YAMLError
 
 from entra_gitops.emulator.protocol import GraphFault
 from entra_gitops.emulator.routes import Op, RouteTable
-from entra_gitops.emulator.store import TOP, Tenant
+from entra_gitops.emulator.store import Tenant
 from entra_gitops.errors import SeedError
 from entra_gitops.registry import Registry, ResourceType
 
@@ -122,7 +123,8 @@ class SeedLoader:
         for index, item in enumerate(value):
             if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
                 raise self.fail(key, f"item {index} is not an object with a string id", index)
-            yield index, _plain(item)
+            # Round-trip YAML containers become plain values; generated seeds are plain already.
+            yield index, _plain(item) if isinstance(item, CommentedBase) else item
 
     def _load_key(self, tenant: Tenant, key: str, value: Any, later: list[tuple[str, Callable[[], None]]]) -> None:
         if key == DIRECTORY_DELETED:
@@ -190,11 +192,14 @@ class SeedLoader:
     def _check_references(self, tenant: Tenant) -> None:
         """Every id a schema marks as a reference (x-entra-ref) must name an object of the seed."""
         for rtype in self.registry:
+            referring = [p for p in rtype.properties if "x-entra-ref" in json.dumps(p.schema, default=dict)]
+            if not referring:
+                continue
             objects = list(tenant.all_objects(rtype))
             if rtype.name in tenant.singletons:
                 objects.append(tenant.singletons[rtype.name])
             for obj in objects:
-                for prop in rtype.properties:
+                for prop in referring:
                     for ref_id, targets in _references(prop.schema, obj.get(prop.name)):
                         if not any(_exists(tenant, self.registry.get(t), ref_id) for t in targets):
                             raise SeedError(

@@ -29,6 +29,7 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 MAX_BATCH = 20
+CONNECT_RETRIES = 2
 
 
 class GraphResponse(NamedTuple):
@@ -184,7 +185,13 @@ class GraphClient:
                 try:
                     response = await self._send_once(method, url, body, headers)
                 except httpx.TransportError as err:
-                    if method not in IDEMPOTENT or attempt >= self.retry.max_retries:
+                    # Nothing listening is rarely transient: give up soon instead of backing off for a minute.
+                    limit = (
+                        min(self.retry.max_retries, CONNECT_RETRIES)
+                        if isinstance(err, httpx.ConnectError)
+                        else self.retry.max_retries
+                    )
+                    if method not in IDEMPOTENT or attempt >= limit:
                         raise GraphError(
                             f"cannot reach Graph at {self.base_url}: {err or type(err).__name__}",
                             hint="check --graph-url and the network; a write without an answer may have been applied",

@@ -1,0 +1,139 @@
+"""The command line as a user meets it: help, the emulator as a real server, the demo, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from entra_gitops.cli import cli
+from entra_gitops.graph.client import connect
+
+COMMAND = [sys.executable, "-m", "entra_gitops"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.fixture
+def served_emulator() -> Iterator[str]:
+    """A real `entra-gitops emulator` process on a free loopback port; yields its Graph URL."""
+    process = subprocess.Popen(
+        [*COMMAND, "emulator", "--port", "0", "--seed", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1.0"), (
+            process.stderr.read() if process.stderr else url
+        )
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_help_teaches_where_to_start() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "entra-gitops demo" in result.output
+    assert "emulator" in result.output
+
+
+def test_python_dash_m_reports_the_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("entra-gitops, version ")
+
+
+def test_the_emulator_serves_graph_to_any_client(served_emulator: str) -> None:
+    async def read() -> list[dict[str, object]]:
+        async with connect(served_emulator) as client:
+            return await client.list_all("users", {"$select": "id,displayName"})
+
+    users = asyncio.run(read())
+    assert len(users) > 20
+    assert all(set(u) == {"id", "displayName"} for u in users)
+
+
+def test_demo_reads_a_separately_started_emulator(served_emulator: str) -> None:
+    result = run_cli("demo", "--graph-url", served_emulator)
+    assert result.returncode == 0, result.stderr
+    assert f"Reading every resource type from {served_emulator}" in result.stdout
+    assert "Starting the built-in Graph emulator" not in result.stdout
+
+
+def test_demo_runs_in_process_and_reports_what_it_read() -> None:
+    result = CliRunner().invoke(cli, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "Starting the built-in Graph emulator in process" in result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.startswith("  ")}
+    assert set(lines) >= {"user", "group", "conditionalAccessPolicy", "authorizationPolicy", "organization"}
+    assert "soft-deleted" in lines["user"]
+    assert "members" in lines["group"]
+    assert "resource units" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["emulator", "--seed", "no-such-seed.yaml"], "seed 'no-such-seed.yaml': no such file"),
+        (["emulator", "--seed", "synthetic:users=lots"], "seed 'synthetic:users=lots'"),
+        (["emulator", "--host", "0.0.0.0", "--port", "0"], "--host '0.0.0.0' is not a loopback address"),
+        (["emulator", "--faults", "418"], "--faults: status 418"),
+        (["demo", "--graph-url", "graph.microsoft.com"], "--graph-url 'graph.microsoft.com' is not an http(s) URL"),
+        (["demo", "--graph-url", "http://127.0.0.1:9/v1.0"], "cannot reach Graph at http://127.0.0.1:9/v1.0"),
+        (["demo", "--graph-url", "http://graph.example/v1.0"], "http"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(args: list[str], expected: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_seed_file_names_file_and_line(tmp_path: Path) -> None:
+    seed = tmp_path / "tenant.yaml"
+    seed.write_text("users:\n  - id: 6f1d0c1e-0a52-4a4e-9b6c-2d1f3b8a9c01\ngrups: []\n", encoding="utf-8")
+    result = run_cli("emulator", "--seed", str(seed), "--port", "0")
+    assert result.returncode == 1
+    assert f"{seed}:3: grups: unknown collection" in result.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = run_cli("--debug", "emulator", "--seed", "no-such-seed.yaml")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "SeedError" in result.stderr
+
+
+def test_usage_errors_exit_1_not_2() -> None:
+    # 2 means "differences present" for every command, so a typo must never look like drift.
+    result = run_cli("no-such-command")
+    assert result.returncode == 1
+
+
+def test_graph_url_comes_from_the_environment() -> None:
+    env = {**os.environ, "ENTRA_GITOPS_GRAPH_URL": "http://127.0.0.1:9/v1.0"}
+    result = run_cli("demo", env=env)
+    assert result.returncode == 1
+    assert "cannot reach Graph at http://127.0.0.1:9/v1.0" in result.stderr
