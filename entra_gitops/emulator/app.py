@@ -8,6 +8,7 @@ import binascii
 import collections
 import itertools
 import json
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from urllib.parse import parse_qsl, quote
 
 from entra_gitops.emulator import hooks
 from entra_gitops.emulator.limits import Faults, Throttle, request_cost
-from entra_gitops.emulator.odata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Query, parse_query, project
+from entra_gitops.emulator.odata import MAX_PAGE_SIZE, Query, parse_query, project
 from entra_gitops.emulator.protocol import (
     JSON_CONTENT_TYPE,
     GraphFault,
@@ -108,7 +109,9 @@ class Emulator:
         client_request_id = headers.get("client-request-id")
         path = scope["path"]
         if not path.startswith(API_PREFIX):
-            reply = self._error(GraphFault(404, "NotFound", f"Only {API_PREFIX} is served here."), client_request_id, request_id)
+            reply = self._error(
+                GraphFault(404, "NotFound", f"Only {API_PREFIX} is served here."), client_request_id, request_id
+            )
         else:
             try:
                 body = json.loads(b"".join(chunks)) if any(chunks) else None
@@ -135,7 +138,10 @@ class Emulator:
         charge_headers: dict[str, str] = {}
         try:
             if request.body is _INVALID_JSON:
-                raise bad_request("Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.", "BadRequest")
+                raise bad_request(
+                    "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+                    "BadRequest",
+                )
             matched = self.routes.match(request.path)
             if matched is None:
                 raise no_route(request.path)
@@ -225,7 +231,13 @@ class Emulator:
             self.cursors.popitem(last=False)
         return token
 
-    def _page(self, request: Request, query: Query, build: Callable[[], tuple[Any, ...]], extra: Mapping[str, Any] | None = None) -> tuple[list[Any], _Cursor, str | None]:
+    def _page(
+        self,
+        request: Request,
+        query: Query,
+        build: Callable[[], tuple[Any, ...]],
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[list[Any], _Cursor, str | None]:
         """The page a request asks for; a nextLink when more follow. Rereading a page gives the same page."""
         if query.skiptoken:
             cursor_id, _, offset_text = query.skiptoken.partition(".")
@@ -236,9 +248,10 @@ class Emulator:
             offset = int(offset_text)
         else:
             top = query.top
-            prefer = request.headers.get("prefer", "")
-            if "odata.maxpagesize=" in prefer:
-                top = min(MAX_PAGE_SIZE, int(prefer.split("odata.maxpagesize=")[1].split(",")[0]))
+            # A preference Graph cannot honour is ignored, never an error.
+            prefer = re.search(r"odata\.maxpagesize=(\d+)", request.headers.get("prefer", ""))
+            if prefer:
+                top = min(MAX_PAGE_SIZE, max(1, int(prefer.group(1))))
             cursor = _Cursor(build(), query.select, top, extra or {})
             cursor_id = self._remember(cursor)
             offset = 0
@@ -286,10 +299,15 @@ class Emulator:
 
     def create(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype = route.rtype
+        if rtype.singleton:
+            raise method_not_allowed(request.method)
         body = _object_body(request.body)
         parent = self._parent(route, params)
         self._check_writable(rtype, body, creating=True)
         prepared = hooks.before_create(self.tenant, rtype, dict(body), parent)
+        if not rtype.subtypes:
+            # Typed SDK models send their base type's @odata.type; Graph neither stores nor echoes it.
+            prepared.pop("@odata.type", None)
         obj = self.tenant.create(rtype, prepared, parent)
         return Reply(201, {"@odata.context": self._context(request, f"{request.path}/$entity"), **obj})
 
@@ -309,7 +327,13 @@ class Emulator:
         rtype, obj, _ = self._item(route, params)
         self._check_select(rtype, query.select)
         shaped = self._shape(rtype, obj, query.select)
-        return Reply(200, {"@odata.context": self._context(request, f"{request.path.rpartition('/')[0] or rtype.name}/$entity"), **shaped})
+        return Reply(
+            200,
+            {
+                "@odata.context": self._context(request, f"{request.path.rpartition('/')[0] or rtype.name}/$entity"),
+                **shaped,
+            },
+        )
 
     def patch_item(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype, obj, _ = self._item(route, params)
@@ -320,13 +344,22 @@ class Emulator:
 
     def delete_item(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype, obj, parent = self._item(route, params)
+        if rtype.singleton:
+            raise method_not_allowed(request.method)
         if rtype.is_read_only(obj):
             raise bad_request(f"Built-in {rtype.name} '{obj['id']}' cannot be deleted.")
+        if rtype.is_synchronized(obj):
+            raise bad_request("Unable to delete an object that is mastered on-premises by directory synchronization.")
         self.tenant.delete(rtype, obj["id"], parent)
         return Reply(204)
 
     def _check_writable(
-        self, rtype: ResourceType, body: Mapping[str, Any], *, current: Mapping[str, Any] | None = None, creating: bool = False
+        self,
+        rtype: ResourceType,
+        body: Mapping[str, Any],
+        *,
+        current: Mapping[str, Any] | None = None,
+        creating: bool = False,
     ) -> None:
         """Refuse what Graph refuses: read-only, unknown and action-only properties, built-in and synced objects."""
         if current is not None and rtype.is_read_only(current):
@@ -336,9 +369,13 @@ class Emulator:
                 "Unable to update the specified properties for on-premises mastered Directory Sync objects "
                 "or objects currently undergoing migration."
             )
-        if rtype.subtypes and not creating and "@odata.type" in body and current is not None:
-            if body["@odata.type"] != current.get("@odata.type"):
-                raise bad_request(f"The @odata.type '{body['@odata.type']}' does not match the object's type.")
+        if (
+            rtype.subtypes
+            and not creating
+            and current is not None
+            and body.get("@odata.type", current.get("@odata.type")) != current.get("@odata.type")
+        ):
+            raise bad_request(f"The @odata.type '{body['@odata.type']}' does not match the object's type.")
         if rtype.subtypes and "@odata.type" not in body:
             raise bad_request(f"The request body for a {rtype.name} must state its '@odata.type'.")
         known = self._known_properties(rtype)
@@ -353,7 +390,9 @@ class Emulator:
             if prop is not None and prop.read_only and not creating:
                 raise bad_request(f"Property '{name}' is read-only and cannot be set.")
             if prop is not None and prop.write_action and not creating:
-                raise bad_request(f"Property '{name}' can only be changed through {prop.write_action.rsplit('/', 1)[-1]}.")
+                raise bad_request(
+                    f"Property '{name}' can only be changed through {prop.write_action.rsplit('/', 1)[-1]}."
+                )
             if prop is not None and prop.link is not None:
                 raise bad_request(f"Property '{name}' is a relationship: use its $ref endpoint.")
 
@@ -379,7 +418,9 @@ class Emulator:
         self.tenant.update(rtype, obj, changes)
         return Reply(204)
 
-    def _singleton_item(self, route: Route, params: dict[str, str]) -> tuple[ResourceType, dict[str, Any], dict[str, Any]]:
+    def _singleton_item(
+        self, route: Route, params: dict[str, str]
+    ) -> tuple[ResourceType, dict[str, Any], dict[str, Any]]:
         rtype, prop = route.rtype, route.prop
         assert prop is not None and prop.item_key
         owner = self._singleton(rtype)
@@ -476,7 +517,14 @@ class Emulator:
             raise not_found(params["id"])
         rtype, obj = found
         shaped = self._shape(rtype, obj, query.select)
-        return Reply(200, {"@odata.context": self._context(request, "directoryObjects/$entity"), "@odata.type": f"#{rtype.odata_type}", **shaped})
+        return Reply(
+            200,
+            {
+                "@odata.context": self._context(request, "directoryObjects/$entity"),
+                "@odata.type": f"#{rtype.odata_type}",
+                **shaped,
+            },
+        )
 
     # -- soft delete --------------------------------------------------------------------------
 
@@ -506,7 +554,14 @@ class Emulator:
     def get_deleted(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype, record = self.tenant.find_deleted(route.types, params["id"])
         shaped = self._shape(rtype, record.obj, query.select)
-        return Reply(200, {"@odata.context": self._context(request, "directory/deletedItems/$entity"), "@odata.type": f"#{rtype.odata_type}", **shaped})
+        return Reply(
+            200,
+            {
+                "@odata.context": self._context(request, "directory/deletedItems/$entity"),
+                "@odata.type": f"#{rtype.odata_type}",
+                **shaped,
+            },
+        )
 
     def purge_deleted(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype, record = self.tenant.find_deleted(route.types, params["id"])
@@ -517,7 +572,14 @@ class Emulator:
         rtype, record = self.tenant.find_deleted(route.types, params["id"])
         hooks.before_restore(self.tenant, rtype, record.obj)
         obj = self.tenant.restore(rtype, record.obj["id"])
-        return Reply(200, {"@odata.context": self._context(request, "directoryObjects/$entity"), "@odata.type": f"#{rtype.odata_type}", **obj})
+        return Reply(
+            200,
+            {
+                "@odata.context": self._context(request, "directoryObjects/$entity"),
+                "@odata.type": f"#{rtype.odata_type}",
+                **obj,
+            },
+        )
 
     # -- delta --------------------------------------------------------------------------------
 
@@ -532,7 +594,11 @@ class Emulator:
             if state is None or state.get("t") != rtype.name:
                 raise bad_request("The delta token is not valid for this resource.", "Request_InvalidDeltaToken")
             if self.tenant.clock() - state["at"] > self.delta_ttl:
-                raise GraphFault(410, "syncStateNotFound", "The sync state generation is not found or has expired. Restart synchronization.")
+                raise GraphFault(
+                    410,
+                    "syncStateNotFound",
+                    "The sync state generation is not found or has expired. Restart synchronization.",
+                )
             since, select = state["s"], tuple(state["sel"]) if state.get("sel") is not None else None
         self._check_select(rtype, tuple(n for n in select or () if not _is_link(rtype, n)))
         links = tuple(p for p in rtype.links if select and p.name in select)
@@ -551,7 +617,9 @@ class Emulator:
 
         effective = Query(select, query.top, None, False, query.skiptoken, None)
         page, cursor, next_link = self._page(request, effective, rows, {"since": since, "upto": upto})
-        value = [self._delta_row(rtype, i, cursor.select, links, cursor.extra["since"], cursor.extra["upto"]) for i in page]
+        value = [
+            self._delta_row(rtype, i, cursor.select, links, cursor.extra["since"], cursor.extra["upto"]) for i in page
+        ]
         body: dict[str, Any] = {"@odata.context": self._context(request, request.path)}
         if next_link:
             body["@odata.nextLink"] = next_link
@@ -561,7 +629,9 @@ class Emulator:
         return Reply(200, body)
 
     def _delta_link(self, rtype: ResourceType, request: Request, select: tuple[str, ...] | None, seq: int) -> str:
-        token = _encode_token({"t": rtype.name, "s": seq, "at": self.tenant.clock(), "sel": list(select) if select is not None else None})
+        token = _encode_token(
+            {"t": rtype.name, "s": seq, "at": self.tenant.clock(), "sel": list(select) if select is not None else None}
+        )
         return f"{request.base_url}/{rtype.delta}?$deltatoken={token}"
 
     def _delta_link_only(self, rtype: ResourceType, request: Request, select: tuple[str, ...] | None) -> Reply:
@@ -573,7 +643,13 @@ class Emulator:
         return Reply(200, body)
 
     def _delta_row(
-        self, rtype: ResourceType, object_id: str, select: tuple[str, ...] | None, links: tuple[PropertySpec, ...], since: int | None, upto: int
+        self,
+        rtype: ResourceType,
+        object_id: str,
+        select: tuple[str, ...] | None,
+        links: tuple[PropertySpec, ...],
+        since: int | None,
+        upto: int,
     ) -> dict[str, Any]:
         obj = self.tenant.find(rtype, object_id)
         if obj is None:
@@ -622,9 +698,13 @@ class Emulator:
                 raise bad_request(f"Batch request id '{item_id}' is used more than once.", "BadRequest")
             depends = item.get("dependsOn") or []
             if any(d not in statuses for d in depends):
-                raise bad_request(f"Batch request '{item_id}' depends on a request that does not come before it.", "BadRequest")
+                raise bad_request(
+                    f"Batch request '{item_id}' depends on a request that does not come before it.", "BadRequest"
+                )
             if any(statuses[d] >= 400 for d in depends):
-                fault = GraphFault(424, "FailedDependency", "The request was not run because a request it depends on failed.")
+                fault = GraphFault(
+                    424, "FailedDependency", "The request was not run because a request it depends on failed."
+                )
                 reply = self._error(fault, None, new_request_id())
             else:
                 reply = self.handle(_sub_request(request, item))

@@ -12,7 +12,7 @@ from entra_gitops.registry import ResourceType
 
 def _denormalize_assignment(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
     """App role assignments carry their principal's and resource's display names and kinds."""
-    if body.get("resourceId", parent) != parent:
+    if str(body.get("resourceId", parent)).lower() != parent.lower():
         raise bad_request("The resourceId in the body must be the service principal in the URL.")
     found = tenant.directory_object(str(body.get("principalId", "")))
     if found is None:

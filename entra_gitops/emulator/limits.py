@@ -86,7 +86,8 @@ class Throttle:
         self.clock = clock
         self.units = _Window(resource_units_per_window(user_count) * scale, WINDOW_SECONDS)
         self.writes = _Window(WRITES_PER_WINDOW * scale, WRITE_WINDOW_SECONDS)
-        self.conditional_access = _Window(CA_REQUESTS_PER_SECOND * scale, 1.0)
+        # One request per 1/(rate*scale) s: a 1 s window holding rate*scale < 1 requests would admit none.
+        self.conditional_access = _Window(1, 1.0 / (CA_REQUESTS_PER_SECOND * scale))
         self.lock = threading.Lock()
 
     def charge(self, scope: ThrottleScope, cost: int, is_write: bool) -> Charge:
@@ -109,7 +110,9 @@ class Throttle:
                     {
                         "Retry-After": str(max(1, math.ceil(wait))),
                         "x-ms-throttle-scope": "Application_Tenant",
-                        "x-ms-throttle-information": "ResourceUnitLimitExceeded" if not is_write else "WriteLimitExceeded",
+                        "x-ms-throttle-information": "ResourceUnitLimitExceeded"
+                        if not is_write
+                        else "WriteLimitExceeded",
                         "x-ms-resource-unit": str(cost),
                     },
                 )

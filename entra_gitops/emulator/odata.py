@@ -38,9 +38,7 @@ def parse_query(params: Mapping[str, str]) -> Query:
         except ValueError:
             raise bad_request(f"Invalid page size specified: '{options['top']}'.") from None
         if not 1 <= top <= MAX_PAGE_SIZE:
-            raise bad_request(
-                f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive."
-            )
+            raise bad_request(f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive.")
     count = options.get("count", "false").lower() == "true"
     where = compile_filter(options["filter"]) if options.get("filter") else None
     return Query(select, top, where, count, options.get("skiptoken"), options.get("deltatoken"))
@@ -57,13 +55,31 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
+
+def _kind(value: Any) -> type:
+    if isinstance(value, bool):
+        return bool
+    return float if isinstance(value, int | float) else type(value)
+
+
+def _typed(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """Graph refuses comparing a property with a literal of another type (400), it never coerces."""
+
+    def checked(a: Any, b: Any) -> bool:
+        if a is not None and b is not None and _kind(a) is not _kind(b):
+            raise bad_request("A binary operator with incompatible types was detected.", "BadRequest")
+        return compare(a, b)
+
+    return checked
+
+
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: _fold(a) == _fold(b),
-    "ne": lambda a, b: _fold(a) != _fold(b),
-    "ge": lambda a, b: a is not None and b is not None and a >= b,
-    "le": lambda a, b: a is not None and b is not None and a <= b,
-    "gt": lambda a, b: a is not None and b is not None and a > b,
-    "lt": lambda a, b: a is not None and b is not None and a < b,
+    "eq": _typed(lambda a, b: _fold(a) == _fold(b)),
+    "ne": _typed(lambda a, b: _fold(a) != _fold(b)),
+    "ge": _typed(lambda a, b: a is not None and b is not None and a >= b),
+    "le": _typed(lambda a, b: a is not None and b is not None and a <= b),
+    "gt": _typed(lambda a, b: a is not None and b is not None and a > b),
+    "lt": _typed(lambda a, b: a is not None and b is not None and a < b),
 }
 _LITERALS = {"true": True, "false": False, "null": None}
 

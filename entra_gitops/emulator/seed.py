@@ -100,7 +100,9 @@ class SeedLoader:
     def load(self) -> Tenant:
         organization = self.registry.get("organization") if "organization" in self.registry else None
         orgs = self.data.get(organization.collection) if organization and organization.collection else None
-        tenant_id = orgs[0]["id"] if isinstance(orgs, list) and orgs and isinstance(orgs[0], Mapping) else DEFAULT_TENANT_ID
+        tenant_id = (
+            orgs[0]["id"] if isinstance(orgs, list) and orgs and isinstance(orgs[0], Mapping) else DEFAULT_TENANT_ID
+        )
         tenant = Tenant(self.registry, str(tenant_id))
         later: list[tuple[str, Callable[[], None]]] = []
         for key, value in self.data.items():
@@ -131,7 +133,11 @@ class SeedLoader:
             for index, obj in self._objects(key, value):
                 rtype = self.by_odata_type.get(str(obj.get("@odata.type")))
                 if rtype is None or not rtype.is_directory_object:
-                    raise self.fail(key, f"item {index} needs an '@odata.type' of a directory type, like '#microsoft.graph.user'", index)
+                    raise self.fail(
+                        key,
+                        f"item {index} needs an '@odata.type' of a directory type, like '#microsoft.graph.user'",
+                        index,
+                    )
                 later.append((key, lambda r=rtype, o=obj: self._insert_deleted(tenant, r, o)))
             return
         matched = self.routes.match(key)
@@ -155,7 +161,9 @@ class SeedLoader:
         elif route.op is Op.LINKS and rtype is not None and route.prop is not None:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise self.fail(key, "expected a list of object ids")
-            later.append((key, lambda: self._insert_links(tenant, route.rtype, route.prop.name, params["id"], value, key)))
+            later.append(
+                (key, lambda: self._insert_links(tenant, route.rtype, route.prop.name, params["id"], value, key))
+            )
         elif route.op is Op.DELETED_LIST and rtype is not None:
             for _, obj in self._objects(key, value):
                 later.append((key, lambda o=obj: self._insert_deleted(tenant, route.rtype, o)))
@@ -165,7 +173,14 @@ class SeedLoader:
     def _expected(self) -> str:
         return "expected a type's collection path such as 'users', a singleton path, 'groups/<id>/members', or 'directory/deletedItems'"
 
-    def _insert_children(self, tenant: Tenant, rtype: ResourceType, params: Mapping[str, str], objects: list[tuple[int, dict[str, Any]]], key: str) -> None:
+    def _insert_children(
+        self,
+        tenant: Tenant,
+        rtype: ResourceType,
+        params: Mapping[str, str],
+        objects: list[tuple[int, dict[str, Any]]],
+        key: str,
+    ) -> None:
         assert rtype.parent is not None
         parent_type = self.registry.get(rtype.parent.type_name)
         parent_id = params[rtype.parent.param]
@@ -174,7 +189,9 @@ class SeedLoader:
         for _, obj in objects:
             tenant.insert(rtype, obj, parent_id)
 
-    def _insert_links(self, tenant: Tenant, rtype: ResourceType, link: str, owner_id: str, members: list[str], key: str) -> None:
+    def _insert_links(
+        self, tenant: Tenant, rtype: ResourceType, link: str, owner_id: str, members: list[str], key: str
+    ) -> None:
         if tenant.find(rtype, owner_id) is None:
             raise self.fail(key, f"{rtype.name} {owner_id!r} does not exist")
         for member_id in members:

@@ -126,7 +126,9 @@ class Tenant:
             raise bad_request(f"a {rtype.name} needs a string id")
         bucket = self.objects(rtype, parent)
         if object_id in bucket or object_id in self.deleted[rtype.name]:
-            raise GraphFault(400, "Request_MultipleObjectsWithSameKeyValue", f"Another object with id '{object_id}' already exists.")
+            raise GraphFault(
+                400, "Request_MultipleObjectsWithSameKeyValue", f"Another object with id '{object_id}' already exists."
+            )
         bucket[object_id] = obj
         if rtype.is_directory_object:
             self.directory[object_id] = rtype.name
@@ -210,8 +212,7 @@ class Tenant:
         members = self.members(key, parent_id)
         if member_id in members:
             raise bad_request(
-                "One or more added object references already exist for the following modified properties: "
-                f"'{key[1]}'."
+                f"One or more added object references already exist for the following modified properties: '{key[1]}'."
             )
         members[member_id] = None
         self._touch_link(key, parent_id, member_id, present=True)

@@ -1,0 +1,248 @@
+"""Shared fixtures for the emulator tests: a fresh demo tenant per test and a synchronous way to call it.
+
+Everything runs in process: requests go to the real emulator through httpx.ASGITransport, with no socket.
+pytest-asyncio is not used; `run` drives one coroutine on its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from entra_gitops.emulator import Emulator
+from entra_gitops.emulator.seed import SeedLoader, read_seed
+from entra_gitops.emulator.store import Tenant
+from entra_gitops.graph.auth import AuthMethod, AuthSettings
+from entra_gitops.graph.client import GraphClient, connect
+from entra_gitops.registry import default_registry
+
+HOST = "http://127.0.0.1"
+ENTRA_GITOPS = [sys.executable, "-m", "entra_gitops"]  # the installed CLI, whichever environment runs the tests
+BASE_URL = f"{HOST}/v1.0"
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run one coroutine to completion from a synchronous test."""
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def http_client(app: Emulator) -> httpx.AsyncClient:
+    """A raw httpx client whose requests the emulator answers in process."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=HOST)
+
+
+def graph_client(app: Emulator) -> GraphClient:
+    """The tool's own Graph client (msgraph-sdk adapter, local token) wired to the emulator."""
+    return connect(BASE_URL, auth=AuthSettings(method=AuthMethod.LOCAL), transport=httpx.ASGITransport(app=app))
+
+
+def with_graph(app: Emulator, work: Callable[[GraphClient], Awaitable[T]]) -> T:
+    """Run `work(client)` against the emulator and close the client afterwards."""
+
+    async def go() -> T:
+        client = graph_client(app)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()
+
+    return run(go())
+
+
+class SyncGraph:
+    """Raw HTTP calls to an emulator from synchronous tests.
+
+    `path` is relative to /v1.0/ (`users?$top=5`) or an absolute URL such as an @odata.nextLink.
+    """
+
+    def __init__(self, app: Emulator) -> None:
+        self.app = app
+
+    @staticmethod
+    def url(path: str) -> str:
+        return path if path.startswith(("http://", "https://", "/")) else f"{BASE_URL}/{path}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        async def go() -> httpx.Response:
+            async with http_client(self.app) as client:
+                return await client.request(method, self.url(path), json=json, params=params, headers=headers)
+
+        return run(go())
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, json=body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def list_all(
+        self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every object of a collection, following @odata.nextLink (which carries the query itself)."""
+        items: list[dict[str, Any]] = []
+        response = self.get(path, params=params, headers=headers)
+        while True:
+            assert response.status_code == 200, response.text
+            page = response.json()
+            items.extend(page["value"])
+            if "@odata.nextLink" not in page:
+                return items
+            response = self.get(page["@odata.nextLink"], headers=headers)
+
+
+def assert_graph_error(
+    response: httpx.Response, status: int | tuple[int, ...], code: str | None = None
+) -> dict[str, Any]:
+    """The response is Graph's error body: {"error": {"code", "message", "innerError": {date, request-id, client-request-id}}}."""
+    statuses = (status,) if isinstance(status, int) else status
+    assert response.status_code in statuses, f"{response.status_code} {response.text}"
+    error = response.json()["error"]
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    assert set(error["innerError"]) >= {"date", "request-id", "client-request-id"}
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+class FakeClock:
+    """A clock for Tenant (delta token age) and Throttle (windows) that moves only when told."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def user_objects(count: int) -> list[dict[str, Any]]:
+    """`count` plain member users in Graph's shape, with predictable ids and names."""
+    return [
+        {
+            "id": f"00000000-0000-4000-8000-{i:012d}",
+            "displayName": f"User {i:04d}",
+            "userPrincipalName": f"user{i:04d}@example.com",
+            "givenName": "User",
+            "surname": f"{i:04d}",
+            "accountEnabled": True,
+            "userType": "Member",
+            "businessPhones": [],
+        }
+        for i in range(count)
+    ]
+
+
+def tenant_with_users(count: int) -> Tenant:
+    """A tenant holding only `count` users, loaded through the seed loader."""
+    return SeedLoader(default_registry(), {"users": user_objects(count)}, "users-test").load()
+
+
+@functools.cache
+def _demo_seed_json() -> tuple[str, str]:
+    data, label = read_seed("demo")
+    return json.dumps(data), label
+
+
+def demo_seed() -> dict[str, Any]:
+    """A private, plain copy of the demo seed mapping (the YAML is parsed once per session: it is slow)."""
+    return json.loads(_demo_seed_json()[0])
+
+
+def demo_tenant() -> Tenant:
+    """A fresh demo tenant, as create_emulator("demo") loads it."""
+    return SeedLoader(default_registry(), demo_seed(), _demo_seed_json()[1]).load()
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    """A fresh emulator over the demo tenant (no throttling, no faults)."""
+    return Emulator(demo_tenant())
+
+
+@pytest.fixture
+def api(emulator: Emulator) -> SyncGraph:
+    """Synchronous raw HTTP access to the `emulator` fixture."""
+    return SyncGraph(emulator)
+
+
+def _serve(*extra: str) -> Iterator[str]:
+    """A real `entra-gitops emulator` process on a free loopback port; yields its Graph URL."""
+    process = subprocess.Popen(
+        [*ENTRA_GITOPS, "emulator", "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not (url.startswith("http://127.0.0.1:") and url.endswith("/v1.0")):
+            raise AssertionError(f"the emulator did not start: {process.stderr.read() if process.stderr else url}")
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def served_emulator() -> Iterator[str]:
+    """The demo tenant served over HTTP by a separate emulator process."""
+    yield from _serve("--seed", "demo")
+
+
+@pytest.fixture
+def served_slow_emulator() -> Iterator[str]:
+    """The demo tenant served with 200 ms per response, so a run can be interrupted midway."""
+    yield from _serve("--seed", "demo", "--latency-ms", "200")
+
+
+def take_snapshot_of(app: Emulator, store: Any, when: Any, config: Any = None, types: tuple[str, ...] = ()) -> Any:
+    """Run the real snapshot against an in-process emulator, with fast retries and no pacing."""
+    from entra_gitops.config import Config
+    from entra_gitops.graph.client import RetryPolicy
+    from entra_gitops.snapshot import take_snapshot
+
+    registry = default_registry()
+
+    async def go() -> Any:
+        client = graph_client(app)
+        client.retry = RetryPolicy(max_retries=2, backoff_base=0.001)
+        client.limiter.intervals.clear()  # the emulator here does not throttle; keep tests fast
+        try:
+            return await take_snapshot(client, store, registry, registry.select(list(types)), config or Config(), when)
+        finally:
+            await client.aclose()
+
+    return run(go())
