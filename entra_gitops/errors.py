@@ -65,3 +65,14 @@ class GraphError(EntraGitopsError):
         self.status = status
         self.code = code
         self.request_id = request_id
+
+
+class StateFileError(EntraGitopsError):
+    """A state file that cannot be read: bad YAML, a refused construct, or a value outside the model."""
+
+    def __init__(self, path: str, line: int, column: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}:{line}:{column}: {message}", hint=hint)
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
