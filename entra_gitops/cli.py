@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import httpx
 from click.core import ParameterSource
 
 from entra_gitops import __version__
-from entra_gitops.errors import EntraGitopsError, ExitCode
+from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
+from entra_gitops.errors import ConfigError, EntraGitopsError, ExitCode
+from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.auth import AuthMethod, AuthSettings
-from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphStats, connect
-from entra_gitops.registry import default_registry
+from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, connect
+from entra_gitops.layout import STATE_DIR
+from entra_gitops.registry import Registry, default_registry
+from entra_gitops.snapshot import SnapshotOutcome, take_snapshot
 
 LOCAL_URL = "http://127.0.0.1/v1.0"
+T = TypeVar("T")
 
 
 def graph_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,6 +114,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     \b
     Start here:
       entra-gitops demo                      everything, against a built-in Graph emulator
+      entra-gitops snapshot --repo DIR       back up a tenant into a git repository
       entra-gitops emulator --seed demo      a local Graph to point any client at
     """
     ctx.obj = {"debug": debug}
@@ -168,55 +178,255 @@ def emulator(
         click.echo("Stopped.", err=True)
 
 
+def repo_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--repo",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="The state repository (a git repository holding tenant-state/).",
+    )(command)
+
+
+class ReadProgress:
+    """A one-line running count of objects read, on a terminal only (scheduled jobs get the summary)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.counts: dict[str, int] = {}
+        self.last = 0.0
+
+    def __call__(self, name: str, count: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + count
+        now = time.monotonic()
+        if self.enabled and now - self.last > 0.1:
+            self.last = now
+            total = sum(self.counts.values())
+            click.echo(f"\r  reading: {total} objects ({name})\x1b[K", nl=False, err=True)
+
+    def done(self) -> None:
+        if self.enabled and self.counts:
+            click.echo("\r\x1b[K", nl=False, err=True)
+
+
+def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry) -> list[str]:
+    """The summary a person reads after a snapshot."""
+    backup = outcome.backup
+    lines = []
+    if outcome.created_commit:
+        lines.append(f"Backup {backup.name} on new commit {backup.commit[:10]}.")
+    else:
+        lines.append(f"Backup {backup.name} on commit {backup.commit[:10]}: nothing changed since the last snapshot.")
+    width = max(len(n) for n in registry.names)
+    lines.append(f"  {'type':<{width}}  {'objects':>7}  {'deleted':>7}  changed files")
+    for name in sorted(backup.counts):
+        added, modified, removed = outcome.changes_by_type.get(name, (0, 0, 0))
+        changed = f"+{added} ~{modified} -{removed}" if added or modified or removed else "-"
+        lines.append(f"  {name:<{width}}  {backup.counts[name]:>7}  {backup.deleted.get(name, 0):>7}  {changed}")
+    if not backup.complete:
+        lines.append("This backup covers only the types asked for (--type), so it is marked incomplete.")
+    for redaction in outcome.redactions:
+        lines.append(
+            f"warning: redacted a value that looked like a client secret: {redaction.type_name} "
+            f"{redaction.object_id} {redaction.path}"
+        )
+    if outcome.pruned:
+        lines.append(f"Retention removed {len(outcome.pruned)} older backup tag(s): {', '.join(outcome.pruned)}.")
+    lines.append(f"Read with {describe_stats(outcome.stats, elapsed)}.")
+    return lines
+
+
 @cli.command()
 @graph_options
+@repo_option
 @click.option(
-    "--seed", default="demo", show_default=True, help="Seed of the in-process emulator when --graph-url is not given."
+    "--type",
+    "type_names",
+    multiple=True,
+    metavar="TYPE",
+    help="Only this resource type (repeatable); such a backup is marked incomplete. Default: every type.",
 )
-def demo(
+def snapshot(
     graph_url: str,
     auth_method: str | None,
     tenant_id: str | None,
     client_id: str | None,
     certificate_path: str | None,
     concurrency: int,
-    seed: str,
+    repo: Path,
+    type_names: tuple[str, ...],
 ) -> None:
-    """Read a whole tenant through msgraph-sdk, against the built-in emulator unless --graph-url says otherwise.
+    """Read the tenant and commit it to tenant-state/, tagged as backup/<UTC time>.
 
-    Every resource type entra-gitops knows is read the way a snapshot reads it: raw JSON pages,
-    $select, concurrent under one throttle-aware limiter. The table shows what was found.
+    Every type in scope is read first (live objects, soft-deleted objects, links); only when all
+    reads succeeded are the files written, committed and tagged. An unchanged tenant gets a new tag
+    on the same commit. Older backup tags beyond `retention` (entra-gitops.yaml, default 5) are
+    removed; their commits stay in history. A missing repository is created.
+
+    \b
+    Examples:
+      entra-gitops snapshot --repo ./tenant
+      entra-gitops snapshot --graph-url http://127.0.0.1:8080/v1.0 --type user --type group
     """
-    from entra_gitops.graph.reader import read_tenant
-
     registry = default_registry()
-    transport = None
-    if click.get_current_context().get_parameter_source("graph_url") is ParameterSource.DEFAULT:
-        from entra_gitops.emulator import create_emulator
+    types = registry.select(list(type_names))
+    store = StateRepo.open(repo, create=True, initial_files={CONFIG_FILE: DEFAULT_CONFIG_TEXT.encode()})
+    config = load_config(store.root)
+    if config.graph_url and click.get_current_context().get_parameter_source("graph_url") is ParameterSource.DEFAULT:
+        graph_url = config.graph_url
+    progress = ReadProgress()
 
-        click.echo(f"Starting the built-in Graph emulator in process (seed: {seed}).")
-        transport = httpx.ASGITransport(app=create_emulator(seed))
-        graph_url = LOCAL_URL
-    click.echo(f"Reading every resource type from {graph_url} ...")
-
-    async def run() -> Any:
-        settings = auth_settings(auth_method, tenant_id, client_id, certificate_path)
-        async with connect(graph_url, auth=settings, transport=transport, concurrency=concurrency) as client:
-            return await read_tenant(client, registry, tuple(registry))
+    async def run() -> SnapshotOutcome:
+        settings = auth_settings(auth_method, tenant_id or config.tenant_id, client_id, certificate_path)
+        async with connect(graph_url, auth=settings, concurrency=concurrency) as client:
+            return await take_snapshot(client, store, registry, types, config, utc_now(), progress)
 
     started = time.monotonic()
-    result = asyncio.run(run())
-    elapsed = time.monotonic() - started
-    width = max(len(t.name) for t in registry)
-    for rtype in registry:
-        line = f"  {rtype.name:<{width}}  {result.count(rtype.name):>6}"
-        if rtype.name in result.deleted:
-            line += f"   ({len(result.deleted[rtype.name])} soft-deleted)"
-        links = [f"{sum(len(v) for v in result.links[(rtype.name, p.name)].values())} {p.name}" for p in rtype.links]
-        if links:
-            line += "   " + ", ".join(links)
+    try:
+        outcome = asyncio.run(run())
+    finally:
+        progress.done()
+    for line in snapshot_report(outcome, time.monotonic() - started, registry):
         click.echo(line)
-    click.echo(f"Read with {describe_stats(result.stats, elapsed)}.")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@cli.command()
+@repo_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def backups(repo: Path, output_format: str) -> None:
+    """List the backups in a state repository, newest first."""
+    store = StateRepo.open(repo)
+    found = store.backups()
+    if output_format == "json":
+        rows = [
+            {
+                "id": b.id,
+                "tag": b.name,
+                "time": b.time.isoformat().replace("+00:00", "Z"),
+                "commit": b.commit,
+                "tenant": b.tenant,
+                "complete": b.complete,
+                "counts": dict(b.counts),
+                "deleted": dict(b.deleted),
+            }
+            for b in found
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not found:
+        click.echo(f"No backups in {store.root} yet: run 'entra-gitops snapshot --repo {repo}'.")
+        return
+    click.echo(f"{'backup':<17}  {'time (UTC)':<19}  {'commit':<10}  {'objects':>7}  complete")
+    for b in found:
+        when = b.time.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"{b.id:<17}  {when:<19}  {b.commit[:10]:<10}  {sum(b.counts.values()):>7}  {'yes' if b.complete else 'no'}"
+        )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check state files: strict YAML, their type's schema, the id in the file name, canonical form.
+
+    PATHS are files or folders (default: tenant-state/ here). Every problem is printed as
+    file:line:column: message, and the exit code is 1 when there is any. This is the hook a state
+    repository's pre-commit runs.
+    """
+    from entra_gitops.validate import check_file
+
+    registry = default_registry()
+    files = sorted(_state_files(paths or (Path(STATE_DIR),)))
+    problems = []
+    for file in files:
+        relative = _state_relative(file)
+        problems.extend(check_file(registry, relative, file.read_bytes()))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        click.echo(
+            f"{len(problems)} problem(s) in {len({p.path for p in problems})} of {len(files)} file(s).", err=True
+        )
+        raise click.exceptions.Exit(ExitCode.ERROR)
+    click.echo(f"{len(files)} state file(s) valid.")
+
+
+def _state_files(paths: tuple[Path, ...]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.rglob("*.yaml")) if path.is_dir() else [path])
+    return found
+
+
+def _state_relative(file: Path) -> str:
+    """The path from tenant-state/ on, as the layout names it, wherever the repository is."""
+    parts = file.resolve().parts
+    if STATE_DIR in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index(STATE_DIR) :])
+    return file.as_posix()
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default="demo", show_default=True, help="Seed of the in-process emulator.")
+def demo(directory: Path | None, seed: str) -> None:
+    """The whole story against a built-in Graph emulator: snapshot, drift, snapshot, review.
+
+    Nothing leaves this machine: the emulator runs in process and the state repository is created
+    in DIRECTORY (a new temporary directory when omitted).
+    """
+    from entra_gitops.demo import make_drift
+    from entra_gitops.emulator import create_emulator
+
+    registry = default_registry()
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="entra-gitops-demo-"))
+    if directory.exists() and any(directory.iterdir()):
+        raise ConfigError(f"{directory} is not empty", hint="give the demo a new or empty directory")
+
+    def step(text: str) -> None:
+        click.echo()
+        click.secho(f"==> {text}", bold=True)
+
+    step(f"Starting the built-in Graph emulator in process with the {seed!r} tenant.")
+    transport = httpx.ASGITransport(app=create_emulator(seed))
+    step(f"Creating a state repository in {directory}.")
+    store = StateRepo.open(directory, create=True, initial_files={CONFIG_FILE: DEFAULT_CONFIG_TEXT.encode()})
+    config = load_config(store.root)
+
+    def against_emulator(work: Callable[[GraphClient], Awaitable[T]]) -> T:
+        async def go() -> T:
+            async with connect(LOCAL_URL, transport=transport) as client:
+                return await work(client)
+
+        return asyncio.run(go())
+
+    def snapshot_once() -> SnapshotOutcome:
+        started = time.monotonic()
+        outcome = against_emulator(lambda c: take_snapshot(c, store, registry, tuple(registry), config, utc_now()))
+        for line in snapshot_report(outcome, time.monotonic() - started, registry):
+            click.echo(line)
+        return outcome
+
+    step("Taking the first snapshot: reading every resource type and committing tenant-state/.")
+    first = snapshot_once()
+    step("Making drift through Graph, as an administrator's mistakes would arrive:")
+    for change in against_emulator(make_drift):
+        click.echo(f"  - {change.description}")
+    step("Taking the second snapshot.")
+    second = snapshot_once()
+
+    step("The backups in the repository (entra-gitops backups):")
+    for b in store.backups():
+        click.echo(f"  {b.name}  commit {b.commit[:10]}  {sum(b.counts.values())} objects")
+
+    step(f"What changed between the two backups (git diff {first.backup.name} {second.backup.name}):")
+    click.echo(store.diff_text(first.backup.name, second.backup.name))
+    step(f"Done. Explore it yourself: cd {directory} && git log --stat")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,9 +7,7 @@ import base64
 import dataclasses
 import datetime
 import http.server
-import importlib.util
 import json
-import sys
 import threading
 import time
 import traceback
@@ -17,7 +15,6 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.identity import aio as identity
 from kiota_abstractions.method import Method
@@ -76,6 +73,7 @@ def credential_class(graph_url: str, settings: AuthSettings) -> type:
 
 
 # --- loopback detection -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "url",
@@ -141,6 +139,7 @@ def test_non_loopback_urls(url):
 
 # --- scopes -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("url", "scope"),
     [
@@ -175,6 +174,7 @@ def test_token_scopes_rejects_invalid_urls(url):
 
 
 # --- settings -----------------------------------------------------------------------------
+
 
 def test_settings_have_no_secret_field():
     names = {field.name for field in dataclasses.fields(AuthSettings)}
@@ -226,6 +226,7 @@ def test_settings_reject_unknown_override():
 
 
 # --- automatic and explicit method choice ---------------------------------------------------
+
 
 def test_default_when_nothing_is_configured():
     assert credential_class(GRAPH, AuthSettings.from_env()) is identity.DefaultAzureCredential
@@ -285,7 +286,7 @@ def certificate_path(tmp_path):
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "entra-gitops-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -298,9 +299,7 @@ def certificate_path(tmp_path):
     )
     path = tmp_path / "app.pem"
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         + cert.public_bytes(serialization.Encoding.PEM)
     )
     return str(path)
@@ -390,6 +389,7 @@ def test_national_cloud_uses_its_login_endpoint(monkeypatch):
 
 # --- loopback, LOCAL and plain http ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/v1.0", "http://localhost:1/v1.0", "http://[::1]:9/v1.0"])
 def test_loopback_gets_local_credential_even_with_cloud_env(monkeypatch, url):
     monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
@@ -428,6 +428,7 @@ def test_invalid_graph_url_is_an_auth_error():
 
 # --- LocalCredential ------------------------------------------------------------------------
 
+
 def test_local_credential_tokens():
     async def run():
         async with LocalCredential() as credential:
@@ -448,9 +449,7 @@ def test_local_credential_tokens():
 def test_local_credential_through_kiota_provider():
     url = "http://127.0.0.1:1/v1.0/users"
     credential = build_credential(url, AuthSettings())
-    provider = AzureIdentityAuthenticationProvider(
-        credential, scopes=token_scopes(url), allowed_hosts=["127.0.0.1"]
-    )
+    provider = AzureIdentityAuthenticationProvider(credential, scopes=token_scopes(url), allowed_hosts=["127.0.0.1"])
     request = RequestInformation()
     request.http_method = Method.GET
     request.url = url
@@ -466,6 +465,7 @@ def test_local_credential_through_kiota_provider():
 
 
 # --- GitHub OIDC ----------------------------------------------------------------------------
+
 
 def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -650,7 +650,7 @@ class EntraTokenServer:
 
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)

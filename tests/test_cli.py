@@ -4,48 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ENTRA_GITOPS
 
 from entra_gitops.cli import cli
+from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.client import connect
-
-COMMAND = [sys.executable, "-m", "entra_gitops"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=120, env=env)
-
-
-@pytest.fixture
-def served_emulator() -> Iterator[str]:
-    """A real `entra-gitops emulator` process on a free loopback port; yields its Graph URL."""
-    process = subprocess.Popen(
-        [*COMMAND, "emulator", "--port", "0", "--seed", "demo"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1.0"), (
-            process.stderr.read() if process.stderr else url
-        )
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return subprocess.run([*ENTRA_GITOPS, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_help_teaches_where_to_start() -> None:
@@ -71,22 +43,38 @@ def test_the_emulator_serves_graph_to_any_client(served_emulator: str) -> None:
     assert all(set(u) == {"id", "displayName"} for u in users)
 
 
-def test_demo_reads_a_separately_started_emulator(served_emulator: str) -> None:
-    result = run_cli("demo", "--graph-url", served_emulator)
-    assert result.returncode == 0, result.stderr
-    assert f"Reading every resource type from {served_emulator}" in result.stdout
-    assert "Starting the built-in Graph emulator" not in result.stdout
-
-
-def test_demo_runs_in_process_and_reports_what_it_read() -> None:
-    result = CliRunner().invoke(cli, ["demo"])
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
-    assert "Starting the built-in Graph emulator in process" in result.output
-    lines = {line.split()[0]: line for line in result.output.splitlines() if line.startswith("  ")}
-    assert set(lines) >= {"user", "group", "conditionalAccessPolicy", "authorizationPolicy", "organization"}
-    assert "soft-deleted" in lines["user"]
-    assert "members" in lines["group"]
-    assert "resource units" in result.output
+    steps = [line for line in result.output.splitlines() if line.startswith("==> ")]
+    assert [s.split()[1] for s in steps] == [
+        "Starting",
+        "Creating",
+        "Taking",
+        "Making",
+        "Taking",
+        "The",
+        "What",
+        "Done.",
+    ]
+    for drift in (
+        "Disabled the Conditional Access policy",
+        "department from",
+        "Deleted the user",
+        "to the group",
+        "Created the application",
+    ):
+        assert drift in result.output
+    assert "-state: enabled" in result.output and "+state: disabled" in result.output
+    assert "rename to tenant-state/deleted/users/" in result.output
+    assert len(StateRepo.open(tmp_path / "demo").backups()) == 2
+
+
+def test_demo_refuses_a_directory_with_content(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is not empty" in result.output
 
 
 @pytest.mark.parametrize(
@@ -96,12 +84,15 @@ def test_demo_runs_in_process_and_reports_what_it_read() -> None:
         (["emulator", "--seed", "synthetic:users=lots"], "seed 'synthetic:users=lots'"),
         (["emulator", "--host", "0.0.0.0", "--port", "0"], "--host '0.0.0.0' is not a loopback address"),
         (["emulator", "--faults", "418"], "--faults: status 418"),
-        (["demo", "--graph-url", "graph.microsoft.com"], "--graph-url 'graph.microsoft.com' is not an http(s) URL"),
-        (["demo", "--graph-url", "http://127.0.0.1:9/v1.0"], "cannot reach Graph at http://127.0.0.1:9/v1.0"),
-        (["demo", "--graph-url", "http://graph.example/v1.0"], "http"),
+        (["snapshot", "--graph-url", "graph.microsoft.com"], "--graph-url 'graph.microsoft.com' is not an http(s) URL"),
+        (["snapshot", "--graph-url", "http://127.0.0.1:9/v1.0"], "cannot reach Graph at http://127.0.0.1:9/v1.0"),
+        (["snapshot", "--graph-url", "http://graph.example/v1.0"], "http"),
+        (["snapshot", "--type", "usr"], "unknown resource type 'usr' (did you mean 'user'?)"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_1(args: list[str], expected: str) -> None:
+def test_bad_input_is_one_line_and_exit_1(args: list[str], expected: str, tmp_path: Path) -> None:
+    if args[0] == "snapshot":
+        args = [*args, "--repo", str(tmp_path / "state")]
     result = run_cli(*args)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -132,8 +123,8 @@ def test_usage_errors_exit_1_not_2() -> None:
     assert result.returncode == 1
 
 
-def test_graph_url_comes_from_the_environment() -> None:
+def test_graph_url_comes_from_the_environment(tmp_path: Path) -> None:
     env = {**os.environ, "ENTRA_GITOPS_GRAPH_URL": "http://127.0.0.1:9/v1.0"}
-    result = run_cli("demo", env=env)
+    result = run_cli("snapshot", "--repo", str(tmp_path), env=env)
     assert result.returncode == 1
     assert "cannot reach Graph at http://127.0.0.1:9/v1.0" in result.stderr

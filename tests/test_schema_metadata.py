@@ -47,9 +47,20 @@ FORMAT_EDM_TYPES = {"date-time": {"Edm.DateTimeOffset"}, "uuid": {"Edm.Guid", "E
 SCOPES = {"key", "recover", "track"}
 THROTTLE_SCOPES = {"identity", "conditionalAccess"}
 SECRET_NAMES = {"secretText", "passwordProfile", "password"}
-TOP_LEVEL_KEYS = ("$schema", "$id", "title", "description", "x-entra-type", "x-entra-folder",
-                  "x-entra-display", "x-entra-graph", "type", "required", "additionalProperties",
-                  "properties")
+TOP_LEVEL_KEYS = (
+    "$schema",
+    "$id",
+    "title",
+    "description",
+    "x-entra-type",
+    "x-entra-folder",
+    "x-entra-display",
+    "x-entra-graph",
+    "type",
+    "required",
+    "additionalProperties",
+    "properties",
+)
 GRAPH_KEYS = ("odataType", "readCost", "throttleScope", "serverGenerated")
 
 
@@ -94,17 +105,25 @@ class GraphModel:
                 self.bases[name] = graph_name(base) if base else None
                 if base:
                     self.derived.setdefault(graph_name(base), set()).add(name)
-                self.own[name] = {p.get("Name"): self._property(name, p) for p in el
-                                  if p.tag in (f"{EDM}Property", f"{EDM}NavigationProperty")}
+                self.own[name] = {
+                    p.get("Name"): self._property(name, p)
+                    for p in el
+                    if p.tag in (f"{EDM}Property", f"{EDM}NavigationProperty")
+                }
 
     @staticmethod
     def _property(owner: str, el: ET.Element) -> GraphProperty:
         raw = el.get("Type")
         collection = raw.startswith("Collection(")
         element = raw.removeprefix("Collection(").removesuffix(")") if collection else raw
-        return GraphProperty(owner, el.get("Name"), graph_name(element), collection,
-                             el.get("Nullable", "true") != "false",
-                             el.tag == f"{EDM}NavigationProperty")
+        return GraphProperty(
+            owner,
+            el.get("Name"),
+            graph_name(element),
+            collection,
+            el.get("Nullable", "true") != "false",
+            el.tag == f"{EDM}NavigationProperty",
+        )
 
     def is_structured(self, name: str) -> bool:
         return name in self.own
@@ -195,12 +214,15 @@ def check_property(graph: GraphModel, path: str, sub: dict, found: list[GraphPro
     if "null" in json_types(sub) and not any(p.nullable for p in found):
         yield f"{path}: allows null but Graph declares it Nullable=false ({declared})"
     if "x-entra-link" in sub:
-        if not (all(p.collection and p.navigation for p in found) and json_types(sub) == {"array"}
-                and json_types(sub.get("items", {})) == {"string"}):
+        if not (
+            all(p.collection and p.navigation for p in found)
+            and json_types(sub) == {"array"}
+            and json_types(sub.get("items", {})) == {"string"}
+        ):
             yield f"{path}: a link must be an array of id strings over a Graph navigation collection ({declared})"
     elif all(p.collection for p in found):
         if json_types(sub) - {"null"} != {"array"}:
-            yield f"{path}: Graph collection ({declared}) must be \"type\": \"array\", not {sub.get('type')!r}"
+            yield f'{path}: Graph collection ({declared}) must be "type": "array", not {sub.get("type")!r}'
         else:
             yield from check_value(graph, path + "[]", sub.get("items", {}), found, sub.get("x-entra-graph-types"))
     elif any(p.collection for p in found):
@@ -209,8 +231,9 @@ def check_property(graph: GraphModel, path: str, sub: dict, found: list[GraphPro
         yield from check_value(graph, path, sub, found)
 
 
-def check_value(graph: GraphModel, path: str, node: dict, found: list[GraphProperty],
-                graph_types: list[str] | None = None) -> Iterator[str]:
+def check_value(
+    graph: GraphModel, path: str, node: dict, found: list[GraphProperty], graph_types: list[str] | None = None
+) -> Iterator[str]:
     """A single value (a property, or a collection's items) against the Graph element types."""
     elements = {p.type for p in found}
     expected = set().union(*(graph.json_types(e) for e in elements))
@@ -227,7 +250,8 @@ def check_value(graph: GraphModel, path: str, node: dict, found: list[GraphPrope
         named = {graph_name(t) for t in graph_types}
         for t in sorted(named):
             if not any(graph.is_a(t, e) for e in structured):
-                yield f"{path}: x-entra-graph-types names {t!r}, not a Graph subtype of {' | '.join(sorted(structured))}"
+                expected = " | ".join(sorted(structured))
+                yield f"{path}: x-entra-graph-types names {t!r}, not a Graph subtype of {expected}"
         structured = named
     if structured:
         yield from check_members(graph, path, node, structured)
@@ -274,7 +298,7 @@ def annotation_problems(path: Path, schema: dict) -> Iterator[str]:
     if not schema.get("title") == schema.get("x-entra-type") == stem:
         yield f"title / x-entra-type: {schema.get('title')!r} / {schema.get('x-entra-type')!r}, expected {stem!r}"
     if schema.get("type") != "object" or schema.get("additionalProperties") is not False:
-        yield "<root>: must be \"type\": \"object\" with \"additionalProperties\": false"
+        yield '<root>: must be "type": "object" with "additionalProperties": false'
     if "id" not in schema.get("required", []):
         yield "required: must contain 'id'"
     properties = schema.get("properties", {})
@@ -313,9 +337,11 @@ def test_annotations(path: Path):
 
 @pytest.mark.parametrize("path", SCHEMAS)
 def test_no_secret_bearing_properties(path: Path):
-    problems = [f"{here}: secret-bearing property {name!r} must never be exported"
-                for here, name, _ in walk_properties(load(path))
-                if name in SECRET_NAMES or (name == "key" and here.startswith("keyCredentials[]."))]
+    problems = [
+        f"{here}: secret-bearing property {name!r} must never be exported"
+        for here, name, _ in walk_properties(load(path))
+        if name in SECRET_NAMES or (name == "key" and here.startswith("keyCredentials[]."))
+    ]
     assert_no_problems(path, problems)
 
 

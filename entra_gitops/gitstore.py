@@ -1,0 +1,266 @@
+"""The state repository: tenant-state/ trees committed through git fast-import, backup tags, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import git
+
+from entra_gitops import canonical
+from entra_gitops.errors import EntraGitopsError, StateFileError
+from entra_gitops.layout import STATE_DIR
+
+BACKUP_PREFIX = "backup/"
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+FALLBACK_IDENTITY = ("entra-gitops", "entra-gitops@localhost")
+
+
+class RepositoryError(EntraGitopsError):
+    """The state repository is missing, dirty, or git refused an operation."""
+
+
+def blob_id(content: bytes) -> str:
+    """The object id git gives `content` as a blob, computed without running git."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+class TreeChange(NamedTuple):
+    """What writing a tree changed, by path under tenant-state/."""
+
+    added: tuple[str, ...]
+    modified: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.modified or self.removed)
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One backup tag: its name, when, which commit, and what its message recorded."""
+
+    name: str
+    time: dt.datetime
+    commit: str
+    tenant: str | None
+    tool: str | None
+    complete: bool
+    counts: Mapping[str, int]
+    deleted: Mapping[str, int]
+
+    @property
+    def id(self) -> str:
+        return self.name[len(BACKUP_PREFIX) :]
+
+
+def backup_name(moment: dt.datetime) -> str:
+    return BACKUP_PREFIX + moment.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def backup_message(name: str, record: Mapping[str, Any]) -> str:
+    """The annotated tag's message: a title line, then the record as canonical YAML."""
+    return f"entra-gitops {name}\n\n" + canonical.dump(dict(record)).decode()
+
+
+def parse_backup(name: str, commit: str, message: str) -> Backup:
+    """A Backup from its tag; a message that is not ours still lists, as incomplete."""
+    _, _, body = message.partition("\n\n")
+    try:
+        record = canonical.load(body.strip() + "\n", f"tag {name}") if body.strip() else {}
+    except StateFileError:
+        record = {}
+    moment = dt.datetime.strptime(name[len(BACKUP_PREFIX) :], TIME_FORMAT).replace(tzinfo=dt.UTC)
+    return Backup(
+        name=name,
+        time=moment,
+        commit=commit,
+        tenant=record.get("tenant"),
+        tool=record.get("tool"),
+        complete=record.get("complete") is True,
+        counts=dict(record.get("counts") or {}),
+        deleted=dict(record.get("deleted") or {}),
+    )
+
+
+def _fast_import_data(content: bytes) -> bytes:
+    return b"data %d\n" % len(content) + content + b"\n"
+
+
+class StateRepo:
+    """A git repository holding tenant-state/; all git I/O of the tool goes through here."""
+
+    def __init__(self, repo: git.Repo) -> None:
+        self.repo = repo
+        self.root = Path(repo.working_tree_dir or ".")
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False, initial_files: Mapping[str, bytes] | None = None) -> StateRepo:
+        """Open the repository at `path`; with `create`, initialise a missing one with a first commit."""
+        try:
+            return cls(git.Repo(path))
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            if not create:
+                raise RepositoryError(
+                    f"{path} is not a git repository", hint="run entra-gitops snapshot there once to create it"
+                ) from None
+        path.mkdir(parents=True, exist_ok=True)
+        repo = git.Repo.init(path, initial_branch="main")
+        store = cls(repo)
+        for relative, content in (initial_files or {}).items():
+            target = store.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        if initial_files:
+            repo.git.add("--", *initial_files)
+        store._git("commit", "--allow-empty", "-q", "-m", "Start the entra-gitops state repository")
+        return store
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _identity_env(self) -> dict[str, str]:
+        reader = self.repo.config_reader()
+        name = reader.get_value("user", "name", FALLBACK_IDENTITY[0])
+        email = reader.get_value("user", "email", FALLBACK_IDENTITY[1])
+        return {
+            "GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME", str(name)),
+            "GIT_AUTHOR_EMAIL": os.environ.get("GIT_AUTHOR_EMAIL", str(email)),
+            "GIT_COMMITTER_NAME": os.environ.get("GIT_COMMITTER_NAME", str(name)),
+            "GIT_COMMITTER_EMAIL": os.environ.get("GIT_COMMITTER_EMAIL", str(email)),
+        }
+
+    def _git(self, *args: str, stdin: bytes | None = None) -> str:
+        try:
+            if stdin is None:
+                return self.repo.git.execute(["git", *args], env=self._identity_env())
+            process = self.repo.git.execute(
+                ["git", *args], env=self._identity_env(), as_process=True, istream=subprocess.PIPE
+            )
+            out, err = process.proc.communicate(stdin)
+            if process.proc.returncode:
+                raise RepositoryError(f"git {args[0]} failed: {err.decode(errors='replace').strip()}")
+            return out.decode()
+        except git.GitCommandError as err:
+            detail = (err.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
+            raise RepositoryError(f"git {args[0]} failed: {detail or err}") from None
+
+    @property
+    def head(self) -> str | None:
+        try:
+            return self.repo.head.commit.hexsha
+        except ValueError:
+            return None
+
+    @property
+    def branch_ref(self) -> str:
+        return self._git("symbolic-ref", "HEAD").strip()
+
+    def tree_blobs(self, rev: str = "HEAD", prefix: str = STATE_DIR) -> dict[str, str]:
+        """path -> blob id of every file under `prefix` at `rev`."""
+        if self.head is None:
+            return {}
+        listing = self._git("ls-tree", "-r", "-z", "--full-tree", rev, "--", prefix)
+        blobs = {}
+        for entry in filter(None, listing.split("\0")):
+            meta, _, path = entry.partition("\t")
+            blobs[path] = meta.split()[2]
+        return blobs
+
+    def read_blob(self, rev: str, path: str) -> bytes:
+        return self.repo.git.execute(["git", "cat-file", "blob", f"{rev}:{path}"], stdout_as_string=False)
+
+    def dirty_state_files(self) -> list[str]:
+        """Paths under tenant-state/ that differ from HEAD (edited, staged, or untracked)."""
+        status = self._git("status", "--porcelain", "-z", "--untracked-files=all", "--", STATE_DIR)
+        return sorted(entry[3:] for entry in status.split("\0") if len(entry) > 3)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def tree_change(self, files: Mapping[str, bytes], prefixes: tuple[str, ...]) -> TreeChange:
+        """How HEAD's files under `prefixes` differ from `files` (compared by blob id, no git run per file)."""
+        current = {p: b for p, b in self.tree_blobs().items() if p.startswith(prefixes)}
+        return TreeChange(
+            added=tuple(sorted(p for p in files if p not in current)),
+            modified=tuple(
+                sorted(p for p, content in files.items() if p in current and blob_id(content) != current[p])
+            ),
+            removed=tuple(sorted(p for p in current if p not in files)),
+        )
+
+    def commit_change(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
+        """Commit `change` on the current branch; returns the new commit.
+
+        Only changed blobs are written, through one `git fast-import` stream, so a crash before the
+        end moves no ref. The index and working tree then follow with a two-tree read-tree.
+        """
+        parent = self.head
+        env = self._identity_env()
+        written = change.added + change.modified
+        stream = bytearray()
+        for mark, path in enumerate(written, start=1):
+            stream += b"blob\nmark :%d\n" % mark + _fast_import_data(files[path])
+        committer = f"{env['GIT_COMMITTER_NAME']} <{env['GIT_COMMITTER_EMAIL']}> {int(when.timestamp())} +0000"
+        stream += f"commit {self.branch_ref}\ncommitter {committer}\n".encode()
+        stream += _fast_import_data(message.encode())
+        if parent:
+            stream += f"from {parent}\n".encode()
+        for mark, path in enumerate(written, start=1):
+            stream += f"M 100644 :{mark} {path}\n".encode()
+        for path in change.removed:
+            stream += f"D {path}\n".encode()
+        stream += b"\ndone\n"
+        self._git("fast-import", "--quiet", "--done", stdin=bytes(stream))
+        new = self._git("rev-parse", "HEAD").strip()
+        if parent:
+            # Moves index and working tree from the old commit to the new one, touching only what changed.
+            self._git("read-tree", "-m", "-u", parent, new)
+        else:
+            self._git("read-tree", "-u", "--reset", new)
+        return new
+
+    def tag(self, name: str, commit: str, message: str) -> None:
+        self._git("tag", "-a", name, "-m", message, commit)
+
+    def delete_tags(self, names: list[str]) -> None:
+        if names:
+            self._git("tag", "-d", *names)
+
+    def diff_text(self, old: str, new: str) -> str:
+        """`git diff` between two revisions of tenant-state/, renames detected (soft deletes are moves)."""
+        return self._git("diff", "--find-renames", "--stat", "--patch", old, new, "--", STATE_DIR)
+
+    # -- reading backups ----------------------------------------------------------------------
+
+    def backups(self) -> list[Backup]:
+        """Every backup tag, newest first."""
+        fmt = "%(refname:short)%00%(*objectname)%00%(objectname)%00%(contents)%00%00"
+        listing = self._git("for-each-ref", "--sort=-refname", f"--format={fmt}", f"refs/tags/{BACKUP_PREFIX}")
+        found = []
+        for record in filter(None, (r.strip("\n") for r in listing.split("\0\0"))):
+            name, peeled, direct, message = (record.split("\0") + ["", "", ""])[:4]
+            try:
+                found.append(parse_backup(name, peeled or direct, message))
+            except ValueError:
+                continue  # a tag under backup/ whose name is not a timestamp is not one of ours
+        return found
+
+    def resolve_backup(self, backup_id: str) -> Backup:
+        """A backup by id (`20261121T230000Z`), tag name (`backup/…`) or `latest`."""
+        backups = self.backups()
+        if not backups:
+            raise RepositoryError(f"{self.root} has no backups yet", hint="run entra-gitops snapshot first")
+        if backup_id == "latest":
+            return backups[0]
+        wanted = backup_id if backup_id.startswith(BACKUP_PREFIX) else BACKUP_PREFIX + backup_id
+        for backup in backups:
+            if backup.name == wanted:
+                return backup
+        known = ", ".join(b.id for b in backups[:5])
+        raise RepositoryError(f"no backup {backup_id!r} in {self.root}", hint=f"newest: {known}")
