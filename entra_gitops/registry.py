@@ -40,6 +40,7 @@ class LinkSpec:
     add_path: str
     remove_path: str
     read_cost: int
+    delta: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,9 @@ def _property(name: str, raw: Mapping[str, Any], where: str) -> PropertySpec:
         read_only=bool(raw.get("readOnly", False)),
         is_set=bool(raw.get("x-entra-set", False)),
         item_key=raw.get("x-entra-key"),
-        link=LinkSpec(link["list"], link["add"], link["remove"], int(link.get("readCost", 1))) if link else None,
+        link=LinkSpec(link["list"], link["add"], link["remove"], int(link.get("readCost", 1)), bool(link.get("delta")))
+        if link
+        else None,
         write_action=(raw.get("x-entra-write") or {}).get("action"),
         recover_items=tuple(raw["x-entra-recover-items"]) if "x-entra-recover-items" in raw else None,
         is_array="array" in types,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class SnapshotOutcome:
     pruned: tuple[str, ...]
     stats: GraphStats
     redactions: tuple[Redaction, ...]
+    seconds: Mapping[str, float]
 
 
 def check_not_suddenly_empty(previous: Backup | None, counts: Mapping[str, int], guard: int) -> None:
@@ -121,7 +123,14 @@ async def take_snapshot(
             f"tenant-state/ has uncommitted changes ({shown}); a snapshot would overwrite them",
             hint="commit them, or discard them with 'git checkout -- tenant-state && git clean -fd tenant-state'",
         )
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     read = await read_tenant(client, registry, types, progress)
+    read_seconds = lap()
     normalized = normalize_read(registry, read)
     state = normalized.state
     counts = state.counts()
@@ -129,6 +138,7 @@ async def take_snapshot(
     check_not_suddenly_empty(previous, counts, config.empty_read_guard)
 
     files = render_files(registry, state)
+    render_seconds = lap()
     change = store.tree_change(files, type_prefixes(types))
     by_type = changes_by_type(registry, change)
     commit = store.head
@@ -147,6 +157,7 @@ async def take_snapshot(
     store.tag(name, commit, backup_message(name, record))
     pruned = pruned_backups(store.backups(), config.retention)
     store.delete_tags(pruned)
+    write_seconds = lap()
     return SnapshotOutcome(
         backup=parse_backup(name, commit, backup_message(name, record)),
         created_commit=not change.empty,
@@ -155,6 +166,7 @@ async def take_snapshot(
         pruned=tuple(pruned),
         stats=read.stats,
         redactions=normalized.redactions,
+        seconds=MappingProxyType({"read": read_seconds, "normalize": render_seconds, "write": write_seconds}),
     )
 
 

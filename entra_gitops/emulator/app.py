@@ -253,7 +253,8 @@ class Emulator:
             if prefer:
                 top = min(MAX_PAGE_SIZE, max(1, int(prefer.group(1))))
             cursor = _Cursor(build(), query.select, top, extra or {})
-            cursor_id = self._remember(cursor)
+            # Only results that need a next page are kept, so small lists never evict a long read's cursor.
+            cursor_id = self._remember(cursor) if len(cursor.items) > top else ""
             offset = 0
         end = offset + cursor.top
         next_link = None

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from entra_gitops.graph.client import GraphClient, GraphStats
-from entra_gitops.registry import Registry, ResourceType
+from entra_gitops.errors import GraphError
+from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, GraphResponse, GraphStats
+from entra_gitops.registry import PropertySpec, Registry, ResourceType
 
 PAGE_SIZE = 999
 
@@ -53,6 +54,32 @@ class _Reader:
             self.progress(rtype.name, len(value))
         return found
 
+    async def per_parent(
+        self, rtype: ResourceType, paths: dict[str, str], select: tuple[str, ...], label: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The first pages of many small collections through $batch (20 a call), then any further pages."""
+        query = f"$select={','.join(select)}&$top={PAGE_SIZE}"
+        keys = list(paths)
+
+        async def chunk(part: list[str]) -> dict[str, list[dict[str, Any]]]:
+            requests = [BatchRequest(str(n), "GET", f"{paths[k]}?{query}") for n, k in enumerate(part)]
+            answers = await self.client.batch(requests)
+            found: dict[str, list[dict[str, Any]]] = {}
+            for n, key in enumerate(part):
+                answer = answers[str(n)]
+                if answer.status >= 400:
+                    raise batch_error(answer, paths[key])
+                page = answer.json()
+                items = list(page.get("value", []))
+                if page.get("@odata.nextLink"):
+                    items.extend(await self.client.list_all(page["@odata.nextLink"], scope=rtype.throttle_scope))
+                found[key] = items
+                self.progress(label, len(items))
+            return found
+
+        parts = await asyncio.gather(*(chunk(keys[n : n + MAX_BATCH]) for n in range(0, len(keys), MAX_BATCH)))
+        return {k: v for part in parts for k, v in part.items()}
+
     async def live(self, rtype: ResourceType, parents: Mapping[str, tuple[dict[str, Any], ...]]) -> None:
         if rtype.singleton_path:
             obj = await self.client.get_json(rtype.singleton_path, scope=rtype.throttle_scope)
@@ -61,12 +88,11 @@ class _Reader:
             self.progress(rtype.name, 1)
         elif rtype.parent is not None:
             assert rtype.collection is not None
+            param = rtype.parent.param
             owners = parents.get(rtype.parent.type_name, ())
-            reads = [
-                self.collection(rtype, _fill(rtype.collection, **{rtype.parent.param: o["id"]}), rtype.select)
-                for o in owners
-            ]
-            self.objects[rtype.name] = tuple(obj for part in await asyncio.gather(*reads) for obj in part)
+            paths = {o["id"]: _fill(rtype.collection, **{param: o["id"]}) for o in owners}
+            found = await self.per_parent(rtype, paths, rtype.select, rtype.name)
+            self.objects[rtype.name] = tuple(obj for items in found.values() for obj in items)
         else:
             assert rtype.collection is not None
             self.objects[rtype.name] = tuple(await self.collection(rtype, rtype.collection, rtype.select))
@@ -76,17 +102,49 @@ class _Reader:
         select = (*rtype.select, "deletedDateTime")
         self.deleted[rtype.name] = tuple(await self.collection(rtype, rtype.soft_delete.list_path, select))
 
-    async def link_members(self, rtype: ResourceType, link_name: str, list_path: str) -> None:
-        async def members(owner_id: str) -> tuple[str, tuple[str, ...]]:
-            ids = [
-                m["id"]
-                for m in await self.client.list_all(_fill(list_path, id=owner_id), {"$select": "id", "$top": PAGE_SIZE})
-            ]
-            self.progress(f"{rtype.name}.{link_name}", len(ids))
-            return owner_id, tuple(ids)
+    async def links_of(self, rtype: ResourceType, prop: PropertySpec) -> None:
+        """Every owner's link ids: one delta pass where Graph tracks the link there, else per owner in batches."""
+        assert prop.link is not None
+        label = f"{rtype.name}.{prop.name}"
+        owners = [o["id"] for o in self.objects.get(rtype.name, ())]
+        if prop.link.delta and rtype.delta:
+            found = await self.links_by_delta(rtype, prop.name, label)
+            self.links[(rtype.name, prop.name)] = {o: tuple(found.get(o, ())) for o in owners}
+            return
+        paths = {o: _fill(prop.link.list_path, id=o) for o in owners}
+        listed = await self.per_parent(rtype, paths, ("id",), label)
+        self.links[(rtype.name, prop.name)] = {o: tuple(m["id"] for m in listed.get(o, ())) for o in owners}
 
-        owners = self.objects.get(rtype.name, ())
-        self.links[(rtype.name, link_name)] = dict(await asyncio.gather(*(members(o["id"]) for o in owners)))
+    async def links_by_delta(self, rtype: ResourceType, name: str, label: str) -> dict[str, list[str]]:
+        # An owner may come back on several pages with part of its links each time: merge them.
+        members: dict[str, dict[str, None]] = {}
+        assert rtype.delta is not None
+        url: str | None = self.client.url(rtype.delta, {"$select": f"id,{name}"})
+        while url:
+            page = (await self.client.send("GET", url, scope=rtype.throttle_scope)).json()
+            for row in page.get("value", []):
+                if "@removed" in row:
+                    continue
+                current = members.setdefault(row["id"], {})
+                for entry in row.get(f"{name}@delta", ()):
+                    if "@removed" in entry:
+                        current.pop(entry["id"], None)
+                    else:
+                        current[entry["id"]] = None
+                self.progress(label, len(row.get(f"{name}@delta", ())))
+            url = page.get("@odata.nextLink")
+        return {owner: list(ids) for owner, ids in members.items()}
+
+
+def batch_error(answer: GraphResponse, path: str) -> GraphError:
+    """A failed sub-request as the same error a direct request would raise."""
+    error = (answer.json() or {}).get("error", {}) if answer.content else {}
+    return GraphError(
+        f"GET {path} failed in $batch: {answer.status} {error.get('code', '')}: {error.get('message', '')}",
+        status=answer.status,
+        code=error.get("code"),
+        request_id=answer.headers.get("request-id"),
+    )
 
 
 async def read_tenant(
@@ -106,13 +164,7 @@ async def read_tenant(
     )
     await asyncio.gather(
         *(reader.live(t, reader.objects) for t in names.values() if t.parent is not None),
-        *(
-            reader.link_members(t, p.name, p.link.list_path)
-            for t in first
-            if t.name in wanted
-            for p in t.links
-            if p.link is not None
-        ),
+        *(reader.links_of(t, p) for t in first if t.name in wanted for p in t.links),
     )
     return TenantRead(
         objects=MappingProxyType({k: v for k, v in reader.objects.items() if k in wanted}),
