@@ -6,6 +6,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -247,6 +248,7 @@ _SCALAR_WRITERS: dict[type, Callable[[Any], str | tuple[str, tuple[str, ...]] | 
     float: _float_text,
     type(None): lambda value: "null",
     dict: _collection_text,
+    MappingProxyType: _collection_text,  # frozen state values are written without thawing them first
     list: _collection_text,
     tuple: _collection_text,
 }

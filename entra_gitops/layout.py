@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 from entra_gitops import canonical
 from entra_gitops.errors import StateFileError
-from entra_gitops.normalize import thaw
 from entra_gitops.paths import object_file_name, object_id_from_file_name
 from entra_gitops.registry import Registry, ResourceType, freeze
 from entra_gitops.state import Lifecycle, ObjectState, TenantState
@@ -52,7 +51,7 @@ def render_files(registry: Registry, state: TenantState) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for obj in state:
         rtype = registry.get(obj.type_name)
-        files[object_path(rtype, obj.id, obj.lifecycle)] = canonical.dump(thaw(obj.data))
+        files[object_path(rtype, obj.id, obj.lifecycle)] = canonical.dump(obj.data)
     return files
 
 

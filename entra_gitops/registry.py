@@ -198,9 +198,11 @@ def schemas_dir() -> Path:
 
 def freeze(value: Any) -> Any:
     """A read-only deep copy of parsed JSON: mappings become proxies, lists become tuples."""
-    if isinstance(value, Mapping):
+    # Exact type checks first: this runs over every value of every object in a snapshot.
+    kind = type(value)
+    if kind is dict or kind is MappingProxyType or (kind is not str and isinstance(value, Mapping)):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         return tuple(freeze(v) for v in value)
     return value
 

@@ -193,7 +193,7 @@ def api(emulator: Emulator) -> SyncGraph:
     return SyncGraph(emulator)
 
 
-def _serve(*extra: str) -> Iterator[str]:
+def serve_emulator(*extra: str) -> Iterator[str]:
     """A real `entra-gitops emulator` process on a free loopback port; yields its Graph URL."""
     process = subprocess.Popen(
         [*ENTRA_GITOPS, "emulator", "--port", "0", *extra],
@@ -219,13 +219,13 @@ def _serve(*extra: str) -> Iterator[str]:
 @pytest.fixture
 def served_emulator() -> Iterator[str]:
     """The demo tenant served over HTTP by a separate emulator process."""
-    yield from _serve("--seed", "demo")
+    yield from serve_emulator("--seed", "demo")
 
 
 @pytest.fixture
 def served_slow_emulator() -> Iterator[str]:
     """The demo tenant served with 200 ms per response, so a run can be interrupted midway."""
-    yield from _serve("--seed", "demo", "--latency-ms", "200")
+    yield from serve_emulator("--seed", "demo", "--latency-ms", "200")
 
 
 def take_snapshot_of(app: Emulator, store: Any, when: Any, config: Any = None, types: tuple[str, ...] = ()) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import subprocess
@@ -12,7 +13,7 @@ import git
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import ENTRA_GITOPS, take_snapshot_of
+from conftest import ENTRA_GITOPS, serve_emulator, take_snapshot_of
 
 from entra_gitops import canonical
 from entra_gitops.cli import cli
@@ -264,6 +265,22 @@ def test_no_secret_reaches_files_history_or_output(tmp_path: Path) -> None:
     assert app_file["passwordCredentials"] == [
         {"keyId": "3f1e9b8a-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "displayName": "ci", "hint": "Zx8"}
     ]
+
+
+def test_no_secret_reaches_the_commands_output(tmp_path: Path) -> None:
+    seed = tmp_path / "secrets.json"
+    seed.write_text(json.dumps(secret_seed()), encoding="utf-8")
+    with contextlib.contextmanager(serve_emulator)("--seed", str(seed)) as url:
+        result = subprocess.run(
+            [*ENTRA_GITOPS, "snapshot", "--repo", str(tmp_path / "state"), "--graph-url", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "redacted a value that looked like a client secret: application" in result.stdout
+    for secret in (SECRET_TEXT, KEY_MATERIAL, PASSWORD, STRAY):
+        assert secret not in result.stdout + result.stderr
 
 
 def test_ids_that_are_not_safe_file_names_are_encoded_without_collisions(tmp_path: Path) -> None:
