@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import click
 import httpx
 from click.core import ParameterSource
 
 from entra_gitops import __version__
-from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
+from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
+from entra_gitops.diff import ReportScope, difference_report
 from entra_gitops.errors import ConfigError, EntraGitopsError, ExitCode
 from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, connect
 from entra_gitops.layout import STATE_DIR
 from entra_gitops.registry import Registry, default_registry
+from entra_gitops.render.jsonout import render_json
+from entra_gitops.render.markdown import render_markdown
+from entra_gitops.render.text import render_text
+from entra_gitops.render.view import ReportView, build_view, display_names
 from entra_gitops.snapshot import SnapshotOutcome, take_snapshot
+from entra_gitops.sources import backup_state, live_state, resolve_reference, state_at
+from entra_gitops.state import TenantState
 
 LOCAL_URL = "http://127.0.0.1/v1.0"
 T = TypeVar("T")
@@ -66,21 +74,48 @@ def graph_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Requests in flight at once.",
         ),
     ]
+
+    @functools.wraps(command)
+    def with_graph(
+        *args: Any,
+        graph_url: str,
+        auth_method: str | None,
+        tenant_id: str | None,
+        client_id: str | None,
+        certificate_path: str | None,
+        concurrency: int,
+        **kwargs: Any,
+    ) -> Any:
+        chosen = click.get_current_context().get_parameter_source("graph_url") is not ParameterSource.DEFAULT
+        graph = GraphOptions(graph_url, chosen, auth_method, tenant_id, client_id, certificate_path, concurrency)
+        return command(*args, graph=graph, **kwargs)
+
     for option in reversed(options):
-        command = option(command)
-    return command
+        with_graph = option(with_graph)
+    return with_graph
 
 
-def auth_settings(
-    auth_method: str | None, tenant_id: str | None, client_id: str | None, certificate_path: str | None
-) -> AuthSettings:
-    """Sign-in settings from the shared Graph options, the environment filling what they leave out."""
-    return AuthSettings.from_env(
-        method=AuthMethod(auth_method) if auth_method else None,
-        tenant_id=tenant_id,
-        client_id=client_id,
-        certificate_path=certificate_path,
-    )
+class GraphOptions(NamedTuple):
+    """Where Graph is and how to sign in, as the shared options said (the repository's config fills gaps)."""
+
+    url: str
+    url_chosen: bool
+    auth_method: str | None
+    tenant_id: str | None
+    client_id: str | None
+    certificate_path: str | None
+    concurrency: int
+
+    def connect(self, config: Config | None = None) -> GraphClient:
+        """A client for these options; an unset URL or tenant comes from entra-gitops.yaml when it has one."""
+        url = config.graph_url if config and config.graph_url and not self.url_chosen else self.url
+        settings = AuthSettings.from_env(
+            method=AuthMethod(self.auth_method) if self.auth_method else None,
+            tenant_id=self.tenant_id or (config.tenant_id if config else None),
+            client_id=self.client_id,
+            certificate_path=self.certificate_path,
+        )
+        return connect(url, auth=settings, concurrency=self.concurrency)
 
 
 def describe_stats(stats: GraphStats, seconds: float) -> str:
@@ -115,6 +150,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Start here:
       entra-gitops demo                      everything, against a built-in Graph emulator
       entra-gitops snapshot --repo DIR       back up a tenant into a git repository
+      entra-gitops diff --repo DIR           what changed since the latest backup
       entra-gitops emulator --seed demo      a local Graph to point any client at
     """
     ctx.obj = {"debug": debug}
@@ -246,16 +282,7 @@ def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry
     metavar="TYPE",
     help="Only this resource type (repeatable); such a backup is marked incomplete. Default: every type.",
 )
-def snapshot(
-    graph_url: str,
-    auth_method: str | None,
-    tenant_id: str | None,
-    client_id: str | None,
-    certificate_path: str | None,
-    concurrency: int,
-    repo: Path,
-    type_names: tuple[str, ...],
-) -> None:
+def snapshot(graph: GraphOptions, repo: Path, type_names: tuple[str, ...]) -> None:
     """Read the tenant and commit it to tenant-state/, tagged as backup/<UTC time>.
 
     Every type in scope is read first (live objects, soft-deleted objects, links); only when all
@@ -272,13 +299,10 @@ def snapshot(
     types = registry.select(list(type_names))
     store = StateRepo.open(repo, create=True, initial_files={CONFIG_FILE: DEFAULT_CONFIG_TEXT.encode()})
     config = load_config(store.root)
-    if config.graph_url and click.get_current_context().get_parameter_source("graph_url") is ParameterSource.DEFAULT:
-        graph_url = config.graph_url
     progress = ReadProgress()
 
     async def run() -> SnapshotOutcome:
-        settings = auth_settings(auth_method, tenant_id or config.tenant_id, client_id, certificate_path)
-        async with connect(graph_url, auth=settings, concurrency=concurrency) as client:
+        async with graph.connect(config) as client:
             return await take_snapshot(client, store, registry, types, config, utc_now(), progress)
 
     started = time.monotonic()
@@ -326,6 +350,104 @@ def backups(repo: Path, output_format: str) -> None:
         click.echo(
             f"{b.id:<17}  {when:<19}  {b.commit[:10]:<10}  {sum(b.counts.values()):>7}  {'yes' if b.complete else 'no'}"
         )
+
+
+REPORT_FORMATS = ("text", "markdown", "json", "html")
+
+
+def render_report(view: ReportView, output_format: str, colour: bool) -> str:
+    """The report in the asked format; every format is made from the same view model."""
+    if output_format == "markdown":
+        return render_markdown(view)
+    if output_format == "json":
+        return render_json(view)
+    if output_format == "html":
+        from entra_gitops.render.html import render_html
+
+        return render_html(view)
+    return render_text(view, colour=colour)
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Write a rendering to --output, or to standard output."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {output}.", err=True)
+
+
+@cli.command("diff")
+@graph_options
+@repo_option
+@click.option(
+    "--backup", "backup_id", default="latest", show_default=True, help="The backup to compare: its id, tag, or latest."
+)
+@click.option(
+    "--against",
+    default="live",
+    show_default=True,
+    help="'live' reads the tenant from Graph; a backup id, tag, branch or commit compares offline.",
+)
+@click.option("--type", "type_names", multiple=True, metavar="TYPE", help="Only this resource type (repeatable).")
+@click.option("--id", "object_ids", multiple=True, metavar="OBJECT_ID", help="Only this object (repeatable, no limit).")
+@click.option("--format", "output_format", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout."
+)
+@click.pass_context
+def diff_command(
+    ctx: click.Context,
+    graph: GraphOptions,
+    repo: Path,
+    backup_id: str,
+    against: str,
+    type_names: tuple[str, ...],
+    object_ids: tuple[str, ...],
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """Compare a backup with the live tenant (or another backup or commit), per property and per link.
+
+    Every changed object is classified (created after the backup, modified, soft-deleted,
+    restored after the backup, permanently deleted, changed on-premises) with the recovery action
+    it would get, and every changed property says whether recovery can write it back and why not.
+    Exit code 0: no differences in scope; 2: differences; 1: error.
+
+    \b
+    Examples:
+      entra-gitops diff                                   latest backup against the live tenant
+      entra-gitops diff --against 20261120T230000Z        two backups, offline
+      entra-gitops diff --type conditionalAccessPolicy --format markdown --output report.md
+    """
+    registry = default_registry()
+    types = registry.select(list(type_names))
+    store = StateRepo.open(repo)
+    config = load_config(store.root)
+    backup = store.resolve_backup(backup_id)
+    before = backup_state(store, registry, backup)
+    if against == "live":
+        progress = ReadProgress()
+
+        async def run() -> TenantState:
+            async with graph.connect(config) as client:
+                return await live_state(client, registry, types, progress)
+
+        try:
+            after = asyncio.run(run())
+        finally:
+            progress.done()
+        label = "the live tenant"
+    else:
+        label, commit, against_types = resolve_reference(store, against)
+        after = state_at(store, registry, commit, against_types)
+    scope = ReportScope(tuple(type_names), tuple(object_ids))
+    report = difference_report(registry, before, after, backup_name=backup.name, against_name=label, scope=scope)
+    view = build_view(report, display_names(before, after))
+    emit(render_report(view, output_format, colour=output is None and sys.stdout.isatty()), output)
+    if not report.empty:
+        ctx.exit(ExitCode.CHANGES)
 
 
 @cli.command()
@@ -424,8 +546,16 @@ def demo(directory: Path | None, seed: str) -> None:
     for b in store.backups():
         click.echo(f"  {b.name}  commit {b.commit[:10]}  {sum(b.counts.values())} objects")
 
-    step(f"What changed between the two backups (git diff {first.backup.name} {second.backup.name}):")
+    step(f"What changed between the two backups, as git sees it (git diff {first.backup.name} {second.backup.name}):")
     click.echo(store.diff_text(first.backup.name, second.backup.name))
+
+    step(
+        f"The difference report: the first backup against the live tenant (entra-gitops diff --backup {first.backup.id}):"
+    )
+    before = backup_state(store, registry, first.backup)
+    after = against_emulator(lambda c: live_state(c, registry, tuple(registry)))
+    report = difference_report(registry, before, after, backup_name=first.backup.name, against_name="the live tenant")
+    click.echo(render_text(build_view(report, display_names(before, after)), colour=sys.stdout.isatty()), nl=False)
     step(f"Done. Explore it yourself: cd {directory} && git log --stat")
 
 

@@ -173,8 +173,37 @@ class StateRepo:
             blobs[path] = meta.split()[2]
         return blobs
 
-    def read_blob(self, rev: str, path: str) -> bytes:
-        return self.repo.git.execute(["git", "cat-file", "blob", f"{rev}:{path}"], stdout_as_string=False)
+    def read_files(self, rev: str, prefix: str = STATE_DIR) -> dict[str, bytes]:
+        """Every file under `prefix` at `rev`, read through one `git cat-file --batch` process."""
+        blobs = self.tree_blobs(rev, prefix)
+        if not blobs:
+            return {}
+        paths = list(blobs)
+        request = "".join(f"{blobs[p]}\n" for p in paths).encode()
+        process = subprocess.run(
+            ["git", "cat-file", "--batch"], input=request, cwd=self.root, capture_output=True, check=False
+        )
+        if process.returncode:
+            raise RepositoryError(f"git cat-file failed: {process.stderr.decode(errors='replace').strip()}")
+        out = process.stdout
+        files: dict[str, bytes] = {}
+        position = 0
+        for path in paths:
+            header_end = out.index(b"\n", position)
+            size = int(out[position:header_end].split()[2])
+            start = header_end + 1
+            files[path] = out[start : start + size]
+            position = start + size + 1
+        return files
+
+    def resolve(self, rev: str) -> str:
+        """The commit a revision (tag, branch, commit id) names; an unknown one is a clear error."""
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+        except RepositoryError:
+            raise RepositoryError(
+                f"{rev!r} names no commit in {self.root}", hint="use a backup id, a tag, a branch or a commit"
+            ) from None
 
     def dirty_state_files(self) -> list[str]:
         """Paths under tenant-state/ that differ from HEAD (edited, staged, or untracked)."""

@@ -55,6 +55,7 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
         "Taking",
         "The",
         "What",
+        "The",
         "Done.",
     ]
     for drift in (
@@ -67,6 +68,11 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
         assert drift in result.output
     assert "-state: enabled" in result.output and "+state: disabled" in result.output
     assert "rename to tenant-state/deleted/users/" in result.output
+    report = result.output.split("==> The difference report")[1]
+    assert "~ conditionalAccessPolicy 'CA001 - Require MFA for all users'" in report
+    assert "~ state: enabled -> disabled" in report
+    assert "recovery: restore it, then write back what differs" in report
+    assert "6 object(s) differ" in report and "5 recoverable" in report
     assert len(StateRepo.open(tmp_path / "demo").backups()) == 2
 
 

@@ -1,0 +1,1 @@
+"""Renderings of reports and plans: text for terminals, markdown for pull requests, JSON, HTML."""
