@@ -17,7 +17,19 @@ import click
 import httpx
 from click.core import ParameterSource
 
-from entra_gitops import __version__
+from entra_gitops import __version__, canonical
+from entra_gitops.apply import (
+    ApplyOutcome,
+    Journal,
+    PlanFileError,
+    Status,
+    UnsafePlanError,
+    apply_plan,
+    history_record,
+    journal_path,
+    pending_from_journal,
+    read_plan_file,
+)
 from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
 from entra_gitops.diff import ReportScope, difference_report
 from entra_gitops.errors import ConfigError, EntraGitopsError, ExitCode
@@ -25,16 +37,21 @@ from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, connect
 from entra_gitops.layout import STATE_DIR
+from entra_gitops.lock import clear, exclusive
+from entra_gitops.plan import build_plan, plan_document
 from entra_gitops.registry import Registry, default_registry
 from entra_gitops.render.jsonout import render_json
 from entra_gitops.render.markdown import render_markdown
+from entra_gitops.render.plan import render_plan_markdown, render_plan_text
 from entra_gitops.render.text import render_text
 from entra_gitops.render.view import ReportView, build_view, display_names
+from entra_gitops.safety import check_plan
 from entra_gitops.snapshot import SnapshotOutcome, take_snapshot
 from entra_gitops.sources import backup_state, live_state, resolve_reference, state_at
 from entra_gitops.state import TenantState
 
 LOCAL_URL = "http://127.0.0.1/v1.0"
+HISTORY_DIR = "history"
 T = TypeVar("T")
 
 
@@ -307,7 +324,8 @@ def snapshot(graph: GraphOptions, repo: Path, type_names: tuple[str, ...]) -> No
 
     started = time.monotonic()
     try:
-        outcome = asyncio.run(run())
+        with exclusive(Path(store.repo.git_dir), "snapshot"):
+            outcome = asyncio.run(run())
     finally:
         progress.done()
     for line in snapshot_report(outcome, time.monotonic() - started, registry):
@@ -448,6 +466,235 @@ def diff_command(
     emit(render_report(view, output_format, colour=output is None and sys.stdout.isatty()), output)
     if not report.empty:
         ctx.exit(ExitCode.CHANGES)
+
+
+def tenant_of(*states: TenantState) -> str | None:
+    """The tenant id: the organization object's id in the first state that has one."""
+    for state in states:
+        organization = state.of_type("organization")
+        if organization:
+            return organization[0].id
+    return None
+
+
+@cli.command("plan")
+@graph_options
+@repo_option
+@click.option("--backup", "backup_id", default="latest", show_default=True, help="The backup to recover to.")
+@click.option("--type", "type_names", multiple=True, metavar="TYPE", help="Only this resource type (repeatable).")
+@click.option("--id", "object_ids", multiple=True, metavar="OBJECT_ID", help="Only this object (repeatable).")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan file here.")
+@click.option(
+    "--format", "output_format", type=click.Choice(("text", "markdown", "json")), default="text", show_default=True
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has writes, 0 when it has none.")
+@click.pass_context
+def plan_command(
+    ctx: click.Context,
+    graph: GraphOptions,
+    repo: Path,
+    backup_id: str,
+    type_names: tuple[str, ...],
+    object_ids: tuple[str, ...],
+    out: Path | None,
+    output_format: str,
+    detailed_exitcode: bool,
+) -> None:
+    """Compute the Graph writes that bring the live tenant back to a backup, and save them for review.
+
+    The plan restores soft-deleted objects, writes changed `recover` properties and links back,
+    soft-deletes objects created (or restored) after the backup, and re-creates app role
+    assignments and admin-consented grants. Synchronised and permanently deleted objects are listed
+    as not recoverable. The plan file records the backup, the scope, every write with the live
+    object's fingerprint, and a checksum: `entra-gitops apply PLAN.json` executes exactly that.
+
+    \b
+    Examples:
+      entra-gitops plan -o plan.json                       everything back to the latest backup
+      entra-gitops plan --id 6f1d0c1e-... -o plan.json     one object, as it was
+    """
+    registry = default_registry()
+    types = registry.select(list(type_names))
+    store = StateRepo.open(repo)
+    config = load_config(store.root)
+    backup = store.resolve_backup(backup_id)
+    before = backup_state(store, registry, backup)
+    progress = ReadProgress()
+
+    async def run() -> TenantState:
+        async with graph.connect(config) as client:
+            return await live_state(client, registry, types, progress)
+
+    try:
+        live = asyncio.run(run())
+    finally:
+        progress.done()
+    scope = ReportScope(tuple(type_names), tuple(object_ids))
+    report = difference_report(
+        registry, before, live, backup_name=backup.name, against_name="the live tenant", scope=scope
+    )
+    plan = build_plan(
+        registry,
+        report,
+        before,
+        live,
+        tool=f"entra-gitops {__version__}",
+        tenant=tenant_of(live, before),
+        backup_commit=backup.commit,
+        created=utc_now().isoformat().replace("+00:00", "Z"),
+    )
+    refusals = check_plan(plan, before.counts(), config.safety)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(plan_document(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if output_format == "json":
+        click.echo(json.dumps(plan_document(plan), indent=2, ensure_ascii=False))
+    elif output_format == "markdown":
+        click.echo(render_plan_markdown(plan, refusals), nl=False)
+    else:
+        click.echo(render_plan_text(plan, refusals), nl=False)
+    if out is not None:
+        click.echo(f"Saved the plan to {out}. Review it, then: entra-gitops apply {out}", err=True)
+    if detailed_exitcode and not plan.empty:
+        ctx.exit(ExitCode.CHANGES)
+
+
+@cli.command("apply")
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@graph_options
+@repo_option
+@click.option("--auto-approve", is_flag=True, help="Do not ask for 'yes' first (for reviewed plans in pipelines).")
+@click.option(
+    "--force", is_flag=True, help="Apply although the plan crosses a safety threshold or touches a protected object."
+)
+@click.option(
+    "--skip-stale", is_flag=True, help="Apply the writes for objects that did not change since the plan; skip the rest."
+)
+@click.option(
+    "--write-rate", type=click.FloatRange(0.1, 1000), default=20.0, show_default=True, help="Writes per second at most."
+)
+def apply_command(
+    plan_file: Path,
+    graph: GraphOptions,
+    repo: Path,
+    auto_approve: bool,
+    force: bool,
+    skip_stale: bool,
+    write_rate: float,
+) -> None:
+    """Execute a reviewed plan file, and nothing else.
+
+    The plan's checksum, format and tenant are checked; the repository's lock is taken (one
+    snapshot or recovery at a time); every target is re-read, and the whole plan is refused
+    (exit 4) when any target changed since the plan was made, unless --skip-stale. Writes run in
+    dependency order within Graph's write limits, each journalled before the next, so an
+    interrupted apply can be rerun and continues where it stopped. Each object is verified
+    afterwards, and the outcome is committed to recovery history (entra-gitops history).
+    Exit 0 applied, 1 failed or partly applied, 3 refused as unsafe, 4 stale.
+    """
+    registry = default_registry()
+    plan, _ = read_plan_file(plan_file)
+    store = StateRepo.open(repo)
+    config = load_config(store.root)
+    backup = backup_state(store, registry, store.resolve_backup(plan.backup))
+    click.echo(render_plan_text(plan), nl=False)
+    if plan.empty:
+        click.echo("Nothing to apply.")
+        return
+    refusals = check_plan(plan, backup.counts(), config.safety)
+    if refusals and not force:
+        raise UnsafePlanError(
+            "refused as unsafe: " + "; ".join(r.message for r in refusals),
+            hint="review the plan; --force applies it anyway",
+        )
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                "apply asks for 'yes' first, and nobody can answer here", hint="pass --auto-approve for a reviewed plan"
+            )
+        if (
+            click.prompt(
+                "Apply these writes to the live tenant? Only 'yes' is accepted", default="", show_default=False
+            )
+            != "yes"
+        ):
+            click.echo("Apply cancelled; nothing was written.")
+            return
+    git_dir = Path(store.repo.git_dir)
+    with exclusive(git_dir, "apply"):
+        journal = Journal(journal_path(git_dir, plan))
+        try:
+            progress = pending_from_journal(plan, journal)
+            if progress["done"] == len(plan.writes):
+                click.echo("This plan was applied completely already (see entra-gitops history).")
+                return
+            if progress["done"] or progress["inDoubt"] or progress["failed"]:
+                click.echo(
+                    f"Continuing an earlier apply of this plan: {progress['done']} written, {progress['inDoubt']} in doubt "
+                    f"(checked before anything is resent), {progress['failed']} failed."
+                )
+
+            async def run() -> ApplyOutcome:
+                async with graph.connect(config) as client:
+                    if plan.tenant:
+                        organization = await client.list_all("organization", {"$select": "id"})
+                        live_tenant = organization[0]["id"] if organization else None
+                        if live_tenant and live_tenant != plan.tenant:
+                            raise PlanFileError(
+                                f"{plan_file}: the plan is for tenant {plan.tenant}, but Graph is tenant {live_tenant}"
+                            )
+                    return await apply_plan(
+                        client, registry, plan, journal, backup, skip_stale=skip_stale, write_rate=write_rate
+                    )
+
+            outcome = asyncio.run(run())
+        finally:
+            journal.close()
+        record = history_record(plan, outcome)
+        path = f"{HISTORY_DIR}/{record['id']}.yaml"
+        store.commit_files({path: canonical.dump(record)}, f"Recovery {record['status']}: {plan.backup}\n", utc_now())
+    click.echo(
+        f"Apply {outcome.status.value}: {record['written']} of {len(plan.writes)} write(s) done"
+        + (f", {len(outcome.stale)} stale object(s) skipped" if outcome.stale else "")
+        + (f", {len(outcome.failures)} failed" if outcome.failures else "")
+        + f". Recorded in {path}."
+    )
+    for failure in outcome.failures:
+        click.echo(f"  failed: {failure['method']} {failure['path']}: {failure['message']}", err=True)
+    for warning in outcome.warnings:
+        click.echo(f"  warning: {warning}", err=True)
+    if outcome.status in (Status.FAILED, Status.PARTIALLY_APPLIED):
+        raise click.exceptions.Exit(ExitCode.ERROR)
+
+
+@cli.command("history")
+@repo_option
+@click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True)
+def history_command(repo: Path, output_format: str) -> None:
+    """Recovery history, newest first: every apply's status, backup, times and failures (kept in git)."""
+    store = StateRepo.open(repo)
+    records = [canonical.load(content, path) for path, content in store.read_files("HEAD", HISTORY_DIR).items()]
+    records.sort(key=lambda r: str(r.get("started")), reverse=True)
+    if output_format == "json":
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("No recoveries recorded yet.")
+        return
+    for r in records:
+        click.echo(
+            f"{r.get('started')}  {r.get('status'):<22} to {r.get('backup')}  "
+            f"{r.get('written')}/{r.get('writes')} writes, {len(r.get('failures') or [])} failed  ({r.get('id')})"
+        )
+
+
+@cli.command("unlock")
+@repo_option
+def unlock_command(repo: Path) -> None:
+    """Clear a lock left behind by a snapshot or apply that died (check that it really did)."""
+    store = StateRepo.open(repo)
+    holder = clear(Path(store.repo.git_dir))
+    click.echo(f"Cleared the lock held by {holder}." if holder else "There was no lock.")
 
 
 @cli.command()

@@ -101,6 +101,7 @@ class ResourceType:
     read_only_when: Mapping[str, Any]
     recover_when: Mapping[str, Any]
     not_reachable: tuple[str, ...]
+    recreate: bool
     properties: tuple[PropertySpec, ...]
     schema_path: Path
 
@@ -260,6 +261,7 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             read_only_when=freeze(graph.get("readOnlyWhen", {})),
             recover_when=freeze(graph.get("recoverWhen", {})),
             not_reachable=tuple(raw.get("x-entra-not-reachable", ())),
+            recreate=bool(graph.get("recreate", False)),
             properties=tuple(_property(n, p, where) for n, p in raw["properties"].items()),
             schema_path=path,
         )
