@@ -803,7 +803,47 @@ def demo(directory: Path | None, seed: str) -> None:
     after = against_emulator(lambda c: live_state(c, registry, tuple(registry)))
     report = difference_report(registry, before, after, backup_name=first.backup.name, against_name="the live tenant")
     click.echo(render_text(build_view(report, display_names(before, after)), colour=sys.stdout.isatty()), nl=False)
-    step(f"Done. Explore it yourself: cd {directory} && git log --stat")
+
+    step(
+        f"Planning the recovery back to {first.backup.name} (entra-gitops plan --backup {first.backup.id} -o plan.json):"
+    )
+    plan = build_plan(
+        registry,
+        report,
+        before,
+        after,
+        tool=f"entra-gitops {__version__}",
+        tenant=tenant_of(after, before),
+        backup_commit=first.backup.commit,
+        created=utc_now().isoformat().replace("+00:00", "Z"),
+    )
+    plan_file = directory / "plan.json"
+    plan_file.write_text(json.dumps(plan_document(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    click.echo(render_plan_text(plan), nl=False)
+
+    step("Applying exactly that plan (entra-gitops apply plan.json --auto-approve):")
+    git_dir = Path(store.repo.git_dir)
+    with exclusive(git_dir, "apply"):
+        journal = Journal(journal_path(git_dir, plan))
+        try:
+            outcome = against_emulator(lambda c: apply_plan(c, registry, plan, journal, before, verify_delay=0.2))
+        finally:
+            journal.close()
+        record = history_record(plan, outcome)
+        store.commit_files(
+            {f"{HISTORY_DIR}/{record['id']}.yaml": canonical.dump(record)},
+            f"Recovery {record['status']}: {plan.backup}\n",
+            utc_now(),
+        )
+    click.echo(
+        f"Apply {outcome.status.value}: {record['written']} of {len(plan.writes)} write(s) done, recorded in recovery history."
+    )
+
+    step(f"A fresh difference report against {first.backup.name} (entra-gitops diff --backup {first.backup.id}):")
+    now = against_emulator(lambda c: live_state(c, registry, tuple(registry)))
+    clean = difference_report(registry, before, now, backup_name=first.backup.name, against_name="the live tenant")
+    click.echo(render_text(build_view(clean, display_names(before, now)), colour=sys.stdout.isatty()), nl=False)
+    step(f"Done. Explore it yourself: cd {directory} && git log --stat && entra-gitops history")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -56,6 +56,9 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
         "The",
         "What",
         "The",
+        "Planning",
+        "Applying",
+        "A",
         "Done.",
     ]
     for drift in (
@@ -73,6 +76,9 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "~ state: enabled -> disabled" in report
     assert "recovery: restore it, then write back what differs" in report
     assert "6 object(s) differ" in report and "5 recoverable" in report
+    assert "Apply succeeded: 5 of 5 write(s) done" in result.output
+    final = result.output.split("==> A fresh difference report")[1]
+    assert "No differences between" in final
     assert len(StateRepo.open(tmp_path / "demo").backups()) == 2
 
 
