@@ -33,6 +33,7 @@ from entra_gitops.apply import (
 from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
 from entra_gitops.diff import ReportScope, difference_report
 from entra_gitops.errors import ConfigError, EntraGitopsError, ExitCode
+from entra_gitops.github import error_annotation, running_in_actions, summary_path
 from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, connect
@@ -153,6 +154,8 @@ class Commands(click.Group):
             if (ctx.obj or {}).get("debug"):
                 raise
             click.echo(f"error: {err}", err=True)
+            if running_in_actions():
+                click.echo(error_annotation(str(err)))
             ctx.exit(err.exit_code)
 
 
@@ -386,6 +389,14 @@ def render_report(view: ReportView, output_format: str, colour: bool) -> str:
     return render_text(view, colour=colour)
 
 
+def add_to_job_summary(markdown: str) -> None:
+    """Append a rendering to the GitHub Actions job summary, when running there."""
+    path = summary_path()
+    if path is not None:
+        with path.open("a", encoding="utf-8") as summary:
+            summary.write(markdown + "\n")
+
+
 def emit(text: str, output: Path | None) -> None:
     """Write a rendering to --output, or to standard output."""
     if output is None:
@@ -464,6 +475,7 @@ def diff_command(
     report = difference_report(registry, before, after, backup_name=backup.name, against_name=label, scope=scope)
     view = build_view(report, display_names(before, after))
     emit(render_report(view, output_format, colour=output is None and sys.stdout.isatty()), output)
+    add_to_job_summary(render_markdown(view))
     if not report.empty:
         ctx.exit(ExitCode.CHANGES)
 
@@ -716,6 +728,8 @@ def validate(paths: tuple[Path, ...]) -> None:
         problems.extend(check_file(registry, relative, file.read_bytes()))
     for problem in problems:
         click.echo(str(problem), err=True)
+        if running_in_actions():
+            click.echo(error_annotation(problem.message, file=problem.path, line=problem.line, column=problem.column))
     if problems:
         click.echo(
             f"{len(problems)} problem(s) in {len({p.path for p in problems})} of {len(files)} file(s).", err=True
