@@ -114,6 +114,24 @@ def test_bad_input_is_one_line_and_exit_1(args: list[str], expected: str, tmp_pa
     assert "Traceback" not in result.stderr
 
 
+def test_missing_credentials_are_one_line_naming_what_to_set(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "ACTIONS_ID_TOKEN", "ENTRA_GITOPS_"))}
+    result = run_cli(
+        "snapshot",
+        "--repo",
+        str(tmp_path / "state"),
+        "--graph-url",
+        "https://graph.microsoft.com/v1.0",
+        "--auth",
+        "client-secret",
+        env=env,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "--tenant-id or AZURE_TENANT_ID" in lines[0]
+
+
 def test_a_malformed_seed_file_names_file_and_line(tmp_path: Path) -> None:
     seed = tmp_path / "tenant.yaml"
     seed.write_text("users:\n  - id: 6f1d0c1e-0a52-4a4e-9b6c-2d1f3b8a9c01\ngrups: []\n", encoding="utf-8")
