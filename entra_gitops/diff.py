@@ -199,10 +199,11 @@ def _link_changes(
     changes = []
     if new - old or plain:
         changes.append(LinkChange(prop.name, tuple(sorted(new - old)), plain, blocker))
+    # These reasons win over the link's scope: they say why no write is needed or possible at all.
     if restored_later:
-        changes.append(LinkChange(prop.name, (), restored_later, blocker or Blocker.COMES_BACK_WITH_RESTORE))
+        changes.append(LinkChange(prop.name, (), restored_later, Blocker.COMES_BACK_WITH_RESTORE))
     if gone:
-        changes.append(LinkChange(prop.name, (), gone, blocker or Blocker.TARGET_GONE))
+        changes.append(LinkChange(prop.name, (), gone, Blocker.TARGET_GONE))
     return changes
 
 
