@@ -13,10 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from entra_gitops.diff import difference_report
+from entra_gitops.diff import ChangeKind, ObjectChange, difference_report
 from entra_gitops.errors import EntraGitopsError, ExitCode, GraphError
 from entra_gitops.graph.client import GraphClient
-from entra_gitops.plan import PLAN_FORMAT, Plan, Step, Write, compute_checksum, fingerprint, plan_from_document
+from entra_gitops.plan import (
+    PLAN_FORMAT,
+    Plan,
+    Step,
+    Write,
+    compute_checksum,
+    fingerprint,
+    holds_redaction,
+    plan_from_document,
+)
 from entra_gitops.registry import Registry
 from entra_gitops.sources import live_state
 from entra_gitops.state import Lifecycle, TenantState
@@ -82,13 +91,15 @@ class Journal:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.entries: list[dict[str, Any]] = []
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    self.entries.append(json.loads(line))
-                except ValueError:
-                    continue  # a line cut short by a crash: its write stays in doubt
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        for line in text.splitlines():
+            try:
+                self.entries.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash: its write stays in doubt
         self.handle = path.open("a", encoding="utf-8")
+        if text and not text.endswith("\n"):
+            self.handle.write("\n")  # end the cut line, or the next entry would be lost with it
 
     def record(self, index: int, event: str, write: Write, **details: Any) -> None:
         entry = {
@@ -112,7 +123,8 @@ class Journal:
 
 
 def _now_text() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    # Milliseconds: a quick rerun of the same plan must not get the same history id (and file) as the first run.
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -120,6 +132,7 @@ class ApplyOutcome:
     """What an apply did, for the summary and for recovery history."""
 
     status: Status = Status.SUCCEEDED
+    earlier: list[int] = field(default_factory=list)  # done by an earlier, interrupted run of the same plan
     written: list[int] = field(default_factory=list)
     confirmed: list[int] = field(default_factory=list)
     stale: list[tuple[str, str]] = field(default_factory=list)
@@ -163,7 +176,8 @@ class _Applier:
         delay = self.next_write - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        self.next_write = max(time.monotonic(), self.next_write) + self.interval
+        # Carry a late wake-up over (at most one interval), so timer overshoot does not lower the rate.
+        self.next_write = max(self.next_write, time.monotonic() - self.interval) + self.interval
 
     def body(self, write: Write) -> Any:
         if write.step is Step.ADD_LINK and isinstance(write.body, dict):
@@ -229,6 +243,7 @@ async def apply_plan(
     types = tuple(registry.get(t) for t in sorted({w.type_name for w in plan.writes}))
     events = journal.last_events()
     touched = {(plan.writes[i].type_name, plan.writes[i].object_id) for i in events if i < len(plan.writes)}
+    outcome.earlier = sorted(i for i, e in events.items() if e in ("done", "confirmed") and i < len(plan.writes))
     live = await live_state(client, registry, types)
     outcome.stale = stale_objects(plan, live, touched)
     if outcome.stale and not skip_stale:
@@ -286,7 +301,7 @@ async def apply_plan(
         await _verify(client, registry, plan, backup, types, failed_objects, verify_attempts, verify_delay)
     )
     outcome.finished = _now_text()
-    succeeded = len(outcome.written) + len(outcome.confirmed)
+    succeeded = len(outcome.earlier) + len(outcome.written) + len(outcome.confirmed)
     if outcome.failures:
         outcome.status = Status.PARTIALLY_APPLIED if succeeded else Status.FAILED
     elif outcome.warnings or outcome.stale:
@@ -317,7 +332,9 @@ async def _verify(
         remaining = {
             (c.type_name, c.id)
             for c in report.changes
-            if c.recoverable and not (c.kind.value == "created" and _deleted(live, c.type_name, c.id))
+            if c.recoverable
+            and not (c.kind is ChangeKind.CREATED and _deleted(live, c.type_name, c.id))
+            and _written_back(c)
         }
         if not remaining:
             return []
@@ -329,6 +346,15 @@ async def _verify(
     ]
 
 
+def _written_back(change: ObjectChange) -> bool:
+    """Whether a remaining difference is one the plan writes (a redacted backup value never is)."""
+    if change.kind is not ChangeKind.MODIFIED:
+        return True
+    return any(p.recoverable and not holds_redaction(p.before) for p in change.properties) or any(
+        link.blocker is None for link in change.links
+    )
+
+
 def _deleted(live: TenantState, type_name: str, object_id: str) -> bool:
     found = live.get(type_name, object_id)
     return found is None or found.lifecycle is Lifecycle.SOFT_DELETED
@@ -336,14 +362,11 @@ def _deleted(live: TenantState, type_name: str, object_id: str) -> bool:
 
 def history_record(plan: Plan, outcome: ApplyOutcome) -> dict[str, Any]:
     """What recovery history keeps of one apply (no request bodies: they are in the plan)."""
-    objects = sorted(
-        {f"{plan.writes[i].type_name}/{plan.writes[i].object_id}" for i in outcome.written + outcome.confirmed}
-    )
-    links = sum(
-        1 for i in outcome.written + outcome.confirmed if plan.writes[i].step in (Step.ADD_LINK, Step.REMOVE_LINK)
-    )
+    applied = outcome.earlier + outcome.written + outcome.confirmed
+    objects = sorted({f"{plan.writes[i].type_name}/{plan.writes[i].object_id}" for i in applied})
+    links = sum(1 for i in applied if plan.writes[i].step in (Step.ADD_LINK, Step.REMOVE_LINK))
     return {
-        "id": f"{outcome.started.replace('-', '').replace(':', '')}-{plan.checksum.removeprefix('sha256:')[:12]}",
+        "id": f"{outcome.started.translate(str.maketrans('', '', '-:.'))}-{plan.checksum.removeprefix('sha256:')[:12]}",
         "status": outcome.status.value,
         "backup": plan.backup,
         "backupCommit": plan.backup_commit,
@@ -352,7 +375,7 @@ def history_record(plan: Plan, outcome: ApplyOutcome) -> dict[str, Any]:
         "started": outcome.started,
         "finished": outcome.finished,
         "writes": len(plan.writes),
-        "written": len(outcome.written) + len(outcome.confirmed),
+        "written": len(applied),
         "objectsModified": objects,
         "linksModified": links,
         "skippedStale": [f"{t}/{i}" for t, i in outcome.stale],

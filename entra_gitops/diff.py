@@ -276,6 +276,37 @@ def _classify(
     )
 
 
+def _content(rtype: ResourceType, obj: ObjectState | None) -> str | None:
+    """What a re-created relationship must equal: everything but its id and server-set fields."""
+    if obj is None:
+        return None
+    kept = {k: v for k, v in obj.data.items() if k != "id" and k not in rtype.server_generated}
+    return repr(sorted((k, repr(v)) for k, v in kept.items()))
+
+
+def _without_recreated(
+    registry: Registry, changes: list[ObjectChange], backup: TenantState, current: TenantState
+) -> list[ObjectChange]:
+    """Drop pairs of a removed and an added relationship with the same content (Graph gives re-created
+    app role assignments and grants a new id): recovery made them, so they are no drift."""
+    removed: dict[tuple[str, str], list[ObjectChange]] = {}
+    for change in changes:
+        rtype = registry.get(change.type_name)
+        if rtype.recreate and change.kind is ChangeKind.HARD_DELETED:
+            key = (change.type_name, _content(rtype, backup.get(change.type_name, change.id)) or "")
+            removed.setdefault(key, []).append(change)
+    if not removed:
+        return changes
+    dropped: set[int] = set()
+    for change in changes:
+        rtype = registry.get(change.type_name)
+        if rtype.recreate and change.kind is ChangeKind.CREATED:
+            twins = removed.get((change.type_name, _content(rtype, current.get(change.type_name, change.id)) or ""))
+            if twins:
+                dropped.update((id(change), id(twins.pop())))
+    return [c for c in changes if id(c) not in dropped]
+
+
 def difference_report(
     registry: Registry,
     backup: TenantState,
@@ -304,6 +335,7 @@ def difference_report(
         )
         if found is not None:
             changes.append(found)
+    changes = _without_recreated(registry, changes, backup, current)
     changes.sort(key=lambda c: (c.type_name, c.display_name or "", c.id))
     tally: dict[str, Counter[str]] = {}
     for c in changes:

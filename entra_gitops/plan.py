@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from entra_gitops.diff import BLOCKER_TEXT, Action, Blocker, DifferenceReport, ObjectChange, ReportScope
-from entra_gitops.registry import PropertySpec, Registry, ResourceType
+from entra_gitops.normalize import REDACTED
+from entra_gitops.registry import PropertySpec, Registry, ResourceType, thaw
 from entra_gitops.state import ObjectState, TenantState
 
 PLAN_FORMAT = "entra-gitops.plan/1"
@@ -86,16 +87,19 @@ def fingerprint(obj: ObjectState | None) -> str:
     """A digest of an object's lifecycle and in-scope data; `absent` for an object that is not there."""
     if obj is None:
         return ABSENT
-    text = json.dumps({"lifecycle": obj.lifecycle.value, "data": _plain(obj.data)}, sort_keys=True, ensure_ascii=False)
+    text = json.dumps({"lifecycle": obj.lifecycle.value, "data": thaw(obj.data)}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _plain(value: Any) -> Any:
+def holds_redaction(value: Any) -> bool:
+    """True when a backup value is (or holds) the marker a snapshot wrote instead of a secret: never write it."""
+    if isinstance(value, str):
+        return value == REDACTED
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return any(holds_redaction(v) for v in value.values())
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
+        return any(holds_redaction(v) for v in value)
+    return False
 
 
 def _item_path(rtype: ResourceType, obj: ObjectState) -> str:
@@ -185,7 +189,7 @@ class _Planner:
         """App role assignments and grants have no soft delete: recovery creates them again (a new id)."""
         assert rtype.collection is not None
         params = {rtype.parent.param: str(was.data.get(rtype.parent.param))} if rtype.parent else {}
-        body = {k: _plain(v) for k, v in was.data.items() if k not in rtype.server_generated and k != "id"}
+        body = {k: thaw(v) for k, v in was.data.items() if k not in rtype.server_generated and k != "id"}
         if rtype.recover_when and not all(was.data.get(k) == v for k, v in rtype.recover_when.items()):
             self.skip(change, "outside the recovery scope (for example a user-consented grant)")
             return
@@ -201,22 +205,25 @@ class _Planner:
             spec = rtype.prop(prop.name)
             if not prop.recoverable or spec is None:
                 continue
+            if holds_redaction(prop.before):
+                self.skip(change, f"{prop.name}: the backup holds a redacted value (it looked like a secret)")
+                continue
             if spec.write_action:
-                value = _plain(prop.before) if prop.before is not None else _unset(spec)
+                value = thaw(prop.before) if prop.before is not None else _unset(spec)
                 self.write(
                     change,
                     Step.ACTION,
                     "POST",
                     spec.write_action.format(id=change.id),
                     {spec.name: value},
-                    ((spec.name, _plain(prop.after), value),),
+                    ((spec.name, thaw(prop.after), value),),
                 )
             elif spec.item_key and rtype.singleton_path:
                 self.keyed_items(change, rtype, spec, prop.before, prop.after)
             else:
-                value = _plain(prop.before) if prop.before is not None else _unset(spec)
+                value = thaw(prop.before) if prop.before is not None else _unset(spec)
                 body[spec.name] = value
-                diffs.append((spec.name, _plain(prop.after), value))
+                diffs.append((spec.name, thaw(prop.after), value))
         if body:
             if rtype.subtypes:
                 body = {"@odata.type": now.data.get("@odata.type"), **body}
@@ -252,12 +259,12 @@ class _Planner:
         assert rtype.singleton_path is not None and spec.item_key is not None
         old, new = _recoverable_items(spec, before), _recoverable_items(spec, after)
         for key, item in old.items():
-            if _plain(item) == _plain(new.get(key)):
+            if thaw(item) == thaw(new.get(key)):
                 continue
-            body = {k: _plain(v) for k, v in item.items() if k != spec.item_key}
+            body = {k: thaw(v) for k, v in item.items() if k != spec.item_key}
             path = f"{rtype.singleton_path}/{spec.name}/{key}"
             self.write(
-                change, Step.UPDATE, "PATCH", path, body, ((f"{spec.name}[{key}]", _plain(new.get(key)), _plain(item)),)
+                change, Step.UPDATE, "PATCH", path, body, ((f"{spec.name}[{key}]", thaw(new.get(key)), thaw(item)),)
             )
 
 

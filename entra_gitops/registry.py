@@ -208,6 +208,15 @@ def freeze(value: Any) -> Any:
     return value
 
 
+def thaw(value: Any) -> Any:
+    """Frozen values back to plain dicts and lists (for JSON and request bodies): freeze's inverse."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
+
+
 def _property(name: str, raw: Mapping[str, Any], where: str) -> PropertySpec:
     try:
         scope = Scope(raw["x-entra-scope"])

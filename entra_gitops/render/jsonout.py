@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from entra_gitops.render.view import KIND_ORDER, ReportView, _plain
+from entra_gitops.registry import thaw
+from entra_gitops.render.view import KIND_ORDER, ReportView
 
 FORMAT = "entra-gitops.difference-report/1"
 
@@ -42,8 +43,8 @@ def report_document(view: ReportView) -> dict[str, Any]:
                 "properties": [
                     {
                         "name": p.name,
-                        "before": _plain(p.before_value),
-                        "after": _plain(p.after_value),
+                        "before": thaw(p.before_value),
+                        "after": thaw(p.after_value),
                         "recoverable": p.recoverable,
                         "reason": p.reason,
                     }

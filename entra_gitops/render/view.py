@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from entra_gitops.diff import BLOCKER_TEXT, Action, Blocker, ChangeKind, DifferenceReport, ObjectChange
+from entra_gitops.registry import thaw
 from entra_gitops.state import TenantState
 
 SYMBOLS = {
@@ -49,15 +50,7 @@ def format_value(value: Any) -> str:
         return "(none)"
     if isinstance(value, str):
         return value
-    return json.dumps(_plain(value), ensure_ascii=False, separators=(", ", ": "))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
+    return json.dumps(thaw(value), ensure_ascii=False, separators=(", ", ": "))
 
 
 @dataclass(frozen=True)
