@@ -15,7 +15,8 @@ from typing import Any
 
 from entra_gitops.diff import ChangeKind, ObjectChange, difference_report
 from entra_gitops.errors import EntraGitopsError, ExitCode, GraphError
-from entra_gitops.graph.client import GraphClient
+from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, GraphResponse
+from entra_gitops.graph.reader import batch_error
 from entra_gitops.plan import (
     PLAN_FORMAT,
     Plan,
@@ -26,7 +27,7 @@ from entra_gitops.plan import (
     holds_redaction,
     plan_from_document,
 )
-from entra_gitops.registry import Registry
+from entra_gitops.registry import Registry, ThrottleScope
 from entra_gitops.sources import live_state
 from entra_gitops.state import Lifecycle, TenantState
 
@@ -191,6 +192,14 @@ class _Applier:
         response = await self.client.send(write.method, write.path, body=self.body(write), scope=rtype.throttle_scope)
         return response.status
 
+    async def send_batch(self, writes: list[Write]) -> list[GraphResponse]:
+        """Several independent writes in one $batch call; each still counts against the write pace."""
+        for _ in writes:
+            await self.pace()
+        requests = [BatchRequest(str(n), w.method, w.path, self.body(w)) for n, w in enumerate(writes)]
+        answers = await self.client.batch(requests)
+        return [answers[str(n)] for n in range(len(writes))]
+
     async def applied(self, write: Write) -> bool:
         """Whether a write whose answer was lost (or refused as redundant) took effect anyway."""
         rtype = self.registry.get(write.type_name)
@@ -254,49 +263,89 @@ async def apply_plan(
         )
     applier = _Applier(client, registry, plan, journal, write_rate)
     failed_objects: set[tuple[str, str]] = set(outcome.stale)
+
+    async def settle(index: int, write: Write, err: GraphError) -> None:
+        """A write Graph refused or left unanswered: confirm it took effect, resend once, or record it."""
+        if (err.status in IN_DOUBT or err.status in (400, 404)) and await applier.applied(write):
+            journal.record(index, "confirmed", write, status=err.status)
+            outcome.confirmed.append(index)
+            return
+        if err.status in IN_DOUBT:
+            try:
+                status = await applier.send(write)
+            except GraphError as again:
+                err = again
+            else:
+                journal.record(index, "done", write, status=status, retried=True)
+                outcome.written.append(index)
+                return
+        journal.record(index, "failed", write, status=err.status, code=err.code, error=str(err))
+        outcome.failures.append(
+            {
+                "write": index,
+                "type": write.type_name,
+                "id": write.object_id,
+                "method": write.method,
+                "path": write.path,
+                "status": err.status,
+                "code": err.code,
+                "message": str(err),
+                "requestId": err.request_id,
+            }
+        )
+        failed_objects.add((write.type_name, write.object_id))
+
+    async def flush(chunk: list[int]) -> None:
+        """Send a group of independent writes: one request alone, several through one $batch call."""
+        for index in chunk:
+            journal.record(index, "sent", plan.writes[index])
+        if len(chunk) == 1:
+            index = chunk[0]
+            try:
+                status = await applier.send(plan.writes[index])
+            except GraphError as err:
+                await settle(index, plan.writes[index], err)
+            else:
+                journal.record(index, "done", plan.writes[index], status=status)
+                outcome.written.append(index)
+            return
+        answers = await applier.send_batch([plan.writes[i] for i in chunk])
+        for index, answer in zip(chunk, answers, strict=True):
+            write = plan.writes[index]
+            if answer.status < 400:
+                journal.record(index, "done", write, status=answer.status, batched=True)
+                outcome.written.append(index)
+            else:
+                await settle(index, write, batch_error(answer, f"{write.method} {write.path}"))
+
+    chunk: list[int] = []
     for index, write in enumerate(plan.writes):
         key = (write.type_name, write.object_id)
-        if events.get(index) in ("done", "confirmed") or key in failed_objects:
+        if events.get(index) in ("done", "confirmed"):
+            continue
+        if chunk and (
+            plan.writes[chunk[0]].step is not write.step
+            or len(chunk) == MAX_BATCH
+            or any((plan.writes[i].type_name, plan.writes[i].object_id) == key for i in chunk)
+        ):
+            await flush(chunk)
+            chunk = []
+        if key in failed_objects:
             continue
         if events.get(index) == "sent" and await applier.applied(write):
             journal.record(index, "confirmed", write, note="the earlier attempt took effect")
             outcome.confirmed.append(index)
             continue
-        journal.record(index, "sent", write)
-        try:
-            status = await applier.send(write)
-        except GraphError as err:
-            if (err.status in IN_DOUBT or err.status in (400, 404)) and await applier.applied(write):
-                journal.record(index, "confirmed", write, status=err.status)
-                outcome.confirmed.append(index)
-                continue
-            if err.status in IN_DOUBT:
-                try:
-                    status = await applier.send(write)
-                except GraphError as again:
-                    err = again
-                else:
-                    journal.record(index, "done", write, status=status, retried=True)
-                    outcome.written.append(index)
-                    continue
-            journal.record(index, "failed", write, status=err.status, code=err.code, error=str(err))
-            outcome.failures.append(
-                {
-                    "write": index,
-                    "type": write.type_name,
-                    "id": write.object_id,
-                    "method": write.method,
-                    "path": write.path,
-                    "status": err.status,
-                    "code": err.code,
-                    "message": str(err),
-                    "requestId": err.request_id,
-                }
-            )
-            failed_objects.add(key)
+        if registry.get(write.type_name).throttle_scope is not ThrottleScope.IDENTITY:
+            # Conditional Access allows one request a second, batched or not: these go one by one.
+            if chunk:
+                await flush(chunk)
+                chunk = []
+            await flush([index])
             continue
-        journal.record(index, "done", write, status=status)
-        outcome.written.append(index)
+        chunk.append(index)
+    if chunk:
+        await flush(chunk)
     outcome.warnings.extend(
         await _verify(client, registry, plan, backup, types, failed_objects, verify_attempts, verify_delay)
     )

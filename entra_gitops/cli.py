@@ -30,6 +30,7 @@ from entra_gitops.apply import (
     pending_from_journal,
     read_plan_file,
 )
+from entra_gitops.cli_workflow import drift_command, init_command, permissions_command
 from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
 from entra_gitops.diff import ReportScope, difference_report
 from entra_gitops.errors import ConfigError, EntraGitopsError, ExitCode
@@ -39,7 +40,7 @@ from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, connect
 from entra_gitops.layout import STATE_DIR
 from entra_gitops.lock import clear, exclusive
-from entra_gitops.plan import build_plan, plan_document
+from entra_gitops.plan import Plan, build_plan, plan_document
 from entra_gitops.registry import Registry, default_registry
 from entra_gitops.render.jsonout import render_json
 from entra_gitops.render.markdown import render_markdown
@@ -608,7 +609,8 @@ def apply_command(
     plan, _ = read_plan_file(plan_file)
     store = StateRepo.open(repo)
     config = load_config(store.root)
-    backup = backup_state(store, registry, store.resolve_backup(plan.backup))
+    # The commit, not the tag: retention may have removed the tag since, never the commit.
+    backup = state_at(store, registry, store.resolve(plan.backup_commit))
     click.echo(render_plan_text(plan), nl=False)
     if plan.empty:
         click.echo("Nothing to apply.")
@@ -638,7 +640,15 @@ def apply_command(
         try:
             progress = pending_from_journal(plan, journal)
             if progress["done"] == len(plan.writes):
-                click.echo("This plan was applied completely already (see entra-gitops history).")
+                if plan.checksum in recorded_plans(store):
+                    click.echo("This plan was applied completely already (see entra-gitops history).")
+                    return
+                # Every write is done but the run died before its history record: record it now.
+                times = [e["time"] for e in journal.entries]
+                finished = ApplyOutcome(written=list(range(len(plan.writes))), started=min(times), finished=max(times))
+                click.echo(
+                    f"This plan's writes were all done already; recorded in {record_history(store, plan, finished)}."
+                )
                 return
             if progress["done"] or progress["inDoubt"] or progress["failed"]:
                 click.echo(
@@ -662,9 +672,7 @@ def apply_command(
             outcome = asyncio.run(run())
         finally:
             journal.close()
-        record = history_record(plan, outcome)
-        path = f"{HISTORY_DIR}/{record['id']}.yaml"
-        store.commit_files({path: canonical.dump(record)}, f"Recovery {record['status']}: {plan.backup}\n", utc_now())
+        path, record = record_history(store, plan, outcome)
     click.echo(
         f"Apply {outcome.status.value}: {record['written']} of {len(plan.writes)} write(s) done"
         + (f", {len(outcome.stale)} stale object(s) skipped" if outcome.stale else "")
@@ -679,14 +687,31 @@ def apply_command(
         raise click.exceptions.Exit(ExitCode.ERROR)
 
 
+def record_history(store: StateRepo, plan: Plan, outcome: ApplyOutcome) -> tuple[str, dict[str, Any]]:
+    """Commit one apply's history record to the repository; returns its path and the record."""
+    record = history_record(plan, outcome)
+    path = f"{HISTORY_DIR}/{record['id']}.yaml"
+    store.commit_files({path: canonical.dump(record)}, f"Recovery {record['status']}: {plan.backup}\n", utc_now())
+    return path, record
+
+
+def history_records(store: StateRepo) -> list[dict[str, Any]]:
+    """Every recovery history record at HEAD, newest first."""
+    records = [canonical.load(content, path) for path, content in store.read_files("HEAD", HISTORY_DIR).items()]
+    return sorted(records, key=lambda r: str(r.get("started")), reverse=True)
+
+
+def recorded_plans(store: StateRepo) -> set[str]:
+    return {str(r.get("planChecksum")) for r in history_records(store)}
+
+
 @cli.command("history")
 @repo_option
 @click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True)
 def history_command(repo: Path, output_format: str) -> None:
     """Recovery history, newest first: every apply's status, backup, times and failures (kept in git)."""
     store = StateRepo.open(repo)
-    records = [canonical.load(content, path) for path, content in store.read_files("HEAD", HISTORY_DIR).items()]
-    records.sort(key=lambda r: str(r.get("started")), reverse=True)
+    records = history_records(store)
     if output_format == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
         return
@@ -843,14 +868,10 @@ def demo(directory: Path | None, seed: str) -> None:
             outcome = against_emulator(lambda c: apply_plan(c, registry, plan, journal, before, verify_delay=0.2))
         finally:
             journal.close()
-        record = history_record(plan, outcome)
-        store.commit_files(
-            {f"{HISTORY_DIR}/{record['id']}.yaml": canonical.dump(record)},
-            f"Recovery {record['status']}: {plan.backup}\n",
-            utc_now(),
-        )
+        record_history(store, plan, outcome)
+    written = len(outcome.written) + len(outcome.confirmed)
     click.echo(
-        f"Apply {outcome.status.value}: {record['written']} of {len(plan.writes)} write(s) done, recorded in recovery history."
+        f"Apply {outcome.status.value}: {written} of {len(plan.writes)} write(s) done, recorded in recovery history."
     )
 
     step(f"A fresh difference report against {first.backup.name} (entra-gitops diff --backup {first.backup.id}):")
@@ -876,3 +897,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Interrupted.", err=True)
         code = 130
     sys.exit(code or ExitCode.OK)
+
+
+# The team-workflow commands live in their own module; registering them here keeps one CLI entry point.
+cli.add_command(init_command)
+cli.add_command(permissions_command)
+cli.add_command(drift_command)

@@ -14,12 +14,16 @@ USER_ID = "6f1d0c1e-0a52-4a4e-9b6c-2d1f3b8a9c01"
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ENTRA_GITOPS, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    return subprocess.run(
+        [*ENTRA_GITOPS, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
 
 
 def test_annotations_escape_what_would_break_the_workflow_command() -> None:
     line = error_annotation("bad: 100%\nsecond line", file="tenant-state/users/a,b.yaml", line=3, column=7)
-    assert line == "::error title=entra-gitops,file=tenant-state/users/a%2Cb.yaml,line=3,col=7::bad: 100%25%0Asecond line"
+    assert (
+        line == "::error title=entra-gitops,file=tenant-state/users/a%2Cb.yaml,line=3,col=7::bad: 100%25%0Asecond line"
+    )
 
 
 def test_errors_become_annotations_inside_actions(tmp_path: Path) -> None:

@@ -573,10 +573,12 @@ def test_a_graph_error_midway_is_partially_applied_journalled_and_resumable(repo
         assert "Request_MultipleObjectsWithSameKeyValue" in result.stderr
 
         events = journal(repo)
+        # The two restores go out in one $batch call: both intents are journalled before it is sent,
+        # both results before the next write.
         assert [(e["write"], e["event"]) for e in events] == [
             (0, "sent"),
-            (0, "done"),
             (1, "sent"),
+            (0, "done"),
             (1, "failed"),
             (2, "sent"),
             (2, "done"),
@@ -710,9 +712,10 @@ def test_throttled_and_timed_out_writes_apply_once(repo: Path, tmp_path: Path) -
             (0, "confirmed", 504),  # the restore took effect although Graph answered 504: not resent
             (1, "sent", None),
             (1, "confirmed", 504),
+            # The two updates go out in one $batch call; their 429s are retried inside it.
             (2, "sent", None),
-            (2, "done", 204),
             (3, "sent", None),
+            (2, "done", 204),
             (3, "done", 204),
         ]
         same = [
