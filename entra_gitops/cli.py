@@ -494,6 +494,13 @@ def tenant_of(*states: TenantState) -> str | None:
 @graph_options
 @repo_option
 @click.option("--backup", "backup_id", default="latest", show_default=True, help="The backup to recover to.")
+@click.option(
+    "--desired",
+    metavar="REF",
+    default=None,
+    help="Plan towards the tenant-state/ files of this commit (a branch, HEAD, a pull request's head) "
+    "instead of a backup: for reviewed edits of the files.",
+)
 @click.option("--type", "type_names", multiple=True, metavar="TYPE", help="Only this resource type (repeatable).")
 @click.option("--id", "object_ids", multiple=True, metavar="OBJECT_ID", help="Only this object (repeatable).")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan file here.")
@@ -507,6 +514,7 @@ def plan_command(
     graph: GraphOptions,
     repo: Path,
     backup_id: str,
+    desired: str | None,
     type_names: tuple[str, ...],
     object_ids: tuple[str, ...],
     out: Path | None,
@@ -525,13 +533,21 @@ def plan_command(
     Examples:
       entra-gitops plan -o plan.json                       everything back to the latest backup
       entra-gitops plan --id 6f1d0c1e-... -o plan.json     one object, as it was
+      entra-gitops plan --desired HEAD -o plan.json        towards hand-edited files (a pull request)
     """
     registry = default_registry()
     types = registry.select(list(type_names))
     store = StateRepo.open(repo)
     config = load_config(store.root)
-    backup = store.resolve_backup(backup_id)
-    before = backup_state(store, registry, backup)
+    if desired is not None:
+        if ctx.get_parameter_source("backup_id") is not ParameterSource.DEFAULT:
+            raise click.UsageError("--desired and --backup name two different targets: give one")
+        target, target_commit, target_types = resolve_reference(store, desired)
+        before = state_at(store, registry, target_commit, target_types)
+    else:
+        backup = store.resolve_backup(backup_id)
+        target, target_commit = backup.name, backup.commit
+        before = backup_state(store, registry, backup)
     progress = ReadProgress()
 
     async def run() -> TenantState:
@@ -543,9 +559,7 @@ def plan_command(
     finally:
         progress.done()
     scope = ReportScope(tuple(type_names), tuple(object_ids))
-    report = difference_report(
-        registry, before, live, backup_name=backup.name, against_name="the live tenant", scope=scope
-    )
+    report = difference_report(registry, before, live, backup_name=target, against_name="the live tenant", scope=scope)
     plan = build_plan(
         registry,
         report,
@@ -553,7 +567,7 @@ def plan_command(
         live,
         tool=f"entra-gitops {__version__}",
         tenant=tenant_of(live, before),
-        backup_commit=backup.commit,
+        backup_commit=target_commit,
         created=utc_now().isoformat().replace("+00:00", "Z"),
     )
     refusals = check_plan(plan, before.counts(), config.safety)
