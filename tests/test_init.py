@@ -460,8 +460,10 @@ class Runner:
 
 
 def condition(expression: str, known: dict[str, str]) -> bool:
-    """The few `if:` forms the workflows use: `!cancelled()`, `NAME == 'text'`, `NAME != 'text'`."""
+    """The few `if:` forms the workflows use: `!cancelled()`, `NAME == 'text'`, `NAME != 'text'`, joined by `||`."""
     text = expression.strip().removeprefix("${{").removesuffix("}}").strip()
+    if " || " in text:
+        return any(condition(part, known) for part in text.split(" || "))
     if text == "!cancelled()":
         return True
     match = re.fullmatch(r"([\w.-]+) (==|!=) '([^']*)'", text)
@@ -666,16 +668,20 @@ def test_a_recovery_pull_request_is_planned_reviewed_and_applied(tmp_path: Path,
     plan = json.loads((work / "plan.json").read_text())
     assert plan["backup"]["tag"] == good and len(plan["writes"]) == 1
 
-    # A pull request whose tenant-state/ is no backup's gets an explanation, not a plan.
+    # A pull request that edits tenant-state/ by hand is planned towards its own commit (desired state).
     git_in(repo.maintainer, "switch", "-q", "-c", "edit", "origin/main")
-    edited = next((repo.maintainer / "tenant-state" / "users").glob("*.yaml"))
-    edited.write_text(edited.read_text().replace("displayName:", "displayName: x\nx:", 1))
+    edited = repo.maintainer / "tenant-state" / "users" / f"{user_id}.yaml"
+    edited.write_text(edited.read_text().replace("department: Mistake", "department: Desired"))
     git_in(repo.maintainer, "commit", "-qam", "Edit by hand")
     git_in(repo.maintainer, "push", "-q", "origin", "edit")
-    other = {**pr_values, "github.event.pull_request.head.sha": git_in(repo.maintainer, "rev-parse", "HEAD")}
-    _, out = runner.run(repo.workflows["plan"], "plan", checkout="edit", values=other)
-    assert out["target"]["backup"] == ""
-    assert "is not any backup's" in runner.last_body()
+    edit_head = git_in(repo.maintainer, "rev-parse", "HEAD")
+    other = {**pr_values, "github.event.pull_request.head.sha": edit_head}
+    edit_work, out = runner.run(repo.workflows["plan"], "plan", checkout="edit", values=other)
+    assert out["target"]["backup"] == "" and out["target"]["desired"] == edit_head
+    assert "Desired" in runner.last_body()
+    desired_plan = json.loads((edit_work / "plan.json").read_text())
+    assert desired_plan["backup"] == {"tag": edit_head, "commit": edit_head}
+    assert [w["body"] for w in desired_plan["writes"]] == [{"department": "Desired"}]
 
     # Apply: the review job summarises the plan; the apply job checks the checksum, applies, pushes history.
     def download(_work: Path, temp: Path) -> None:
