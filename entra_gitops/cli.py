@@ -580,6 +580,7 @@ def plan_command(
         click.echo(render_plan_markdown(plan, refusals), nl=False)
     else:
         click.echo(render_plan_text(plan, refusals), nl=False)
+    add_to_job_summary(render_plan_markdown(plan, refusals))
     if out is not None:
         click.echo(f"Saved the plan to {out}. Review it, then: entra-gitops apply {out}", err=True)
     if detailed_exitcode and not plan.empty:

@@ -53,3 +53,6 @@ def test_diff_writes_its_report_to_the_job_summary(tmp_path: Path, served_emulat
     assert result.returncode == 0, result.stderr
     assert summary.read_text().startswith("## entra-gitops difference report")
     assert "No differences" in summary.read_text()
+    planned = run_cli("plan", "--repo", str(repo), "--graph-url", served_emulator, env=env)
+    assert planned.returncode == 0, planned.stderr
+    assert "## entra-gitops recovery plan" in summary.read_text()
