@@ -41,7 +41,7 @@ from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats
 from entra_gitops.layout import STATE_DIR
 from entra_gitops.lock import clear, exclusive
 from entra_gitops.plan import Plan, build_plan, plan_document
-from entra_gitops.registry import Registry, default_registry
+from entra_gitops.registry import Registry, ResourceType, default_registry
 from entra_gitops.render.jsonout import render_json
 from entra_gitops.render.markdown import render_markdown
 from entra_gitops.render.plan import render_plan_markdown, render_plan_text
@@ -374,6 +374,20 @@ def backups(repo: Path, output_format: str) -> None:
         )
 
 
+def read_live(graph: GraphOptions, config: Config, registry: Registry, types: tuple[ResourceType, ...]) -> TenantState:
+    """The live tenant's state for `types`, with the progress line on a terminal."""
+    progress = ReadProgress()
+
+    async def run() -> TenantState:
+        async with graph.connect(config) as client:
+            return await live_state(client, registry, types, progress)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        progress.done()
+
+
 REPORT_FORMATS = ("text", "markdown", "json", "html")
 
 
@@ -458,16 +472,7 @@ def diff_command(
     backup = store.resolve_backup(backup_id)
     before = backup_state(store, registry, backup)
     if against == "live":
-        progress = ReadProgress()
-
-        async def run() -> TenantState:
-            async with graph.connect(config) as client:
-                return await live_state(client, registry, types, progress)
-
-        try:
-            after = asyncio.run(run())
-        finally:
-            progress.done()
+        after = read_live(graph, config, registry, types)
         label = "the live tenant"
     else:
         label, commit, against_types = resolve_reference(store, against)
@@ -548,16 +553,7 @@ def plan_command(
         backup = store.resolve_backup(backup_id)
         target, target_commit = backup.name, backup.commit
         before = backup_state(store, registry, backup)
-    progress = ReadProgress()
-
-    async def run() -> TenantState:
-        async with graph.connect(config) as client:
-            return await live_state(client, registry, types, progress)
-
-    try:
-        live = asyncio.run(run())
-    finally:
-        progress.done()
+    live = read_live(graph, config, registry, types)
     scope = ReportScope(tuple(type_names), tuple(object_ids))
     report = difference_report(registry, before, live, backup_name=target, against_name="the live tenant", scope=scope)
     plan = build_plan(

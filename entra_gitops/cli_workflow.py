@@ -66,7 +66,7 @@ def never_grant_markdown() -> str:
 
 
 def scaffold_files(
-    tenant_id: str, client_id: str | None, apply_client_id: str | None, default_branch: str
+    tenant_id: str, client_id: str | None, apply_client_id: str | None, default_branch: str, package: str | None = None
 ) -> dict[str, str]:
     """The files of a new state repository, by path, rendered from the package's templates."""
     types = tuple(default_registry())
@@ -76,6 +76,7 @@ def scaffold_files(
         "APPLY_CLIENT_ID": apply_client_id or "<apply-app-client-id>",
         "DEFAULT_BRANCH": default_branch,
         "VERSION": __version__,
+        "PACKAGE": package or f"entra-gitops=={__version__}",
         "SNAPSHOT_PERMISSIONS": markdown_table(types, Job.SNAPSHOT),
         "APPLY_PERMISSIONS": markdown_table(types, Job.APPLY),
         "NEVER_GRANT": never_grant_markdown(),
@@ -110,6 +111,13 @@ def _branch(name: str) -> str:
 @click.option(
     "--default-branch", default="main", show_default=True, help="The reviewed baseline branch (and git init's branch)."
 )
+@click.option(
+    "--package",
+    default=None,
+    metavar="REQUIREMENT",
+    help="What the workflows pip-install (default: this version of entra-gitops); a git URL such as "
+    "'entra-gitops @ git+https://github.com/ORG/entra-gitops@v0.1.0' works too.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that exist already.")
 def init_command(
     directory: Path,
@@ -117,6 +125,7 @@ def init_command(
     client_id: str | None,
     apply_client_id: str | None,
     default_branch: str,
+    package: str | None,
     force: bool,
 ) -> None:
     """Scaffold a state repository in DIRECTORY (default: here) for GitHub Actions.
@@ -133,8 +142,14 @@ def init_command(
     """
     tenant = _guid(tenant_id, "--tenant-id")
     assert tenant is not None
+    if package is not None and ('"' in package or "\n" in package):
+        raise ConfigError(f"--package {package!r}: a pip requirement has no quotes or line breaks")
     files = scaffold_files(
-        tenant, _guid(client_id, "--client-id"), _guid(apply_client_id, "--apply-client-id"), _branch(default_branch)
+        tenant,
+        _guid(client_id, "--client-id"),
+        _guid(apply_client_id, "--apply-client-id"),
+        _branch(default_branch),
+        package,
     )
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory")

