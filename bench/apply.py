@@ -41,7 +41,7 @@ from entra_gitops.diff import difference_report
 from entra_gitops.emulator import create_emulator
 from entra_gitops.emulator.app import WRITE_METHODS
 from entra_gitops.emulator.limits import WRITE_WINDOW_SECONDS, WRITES_PER_WINDOW
-from entra_gitops.emulator.server import serve
+from entra_gitops.emulator.server import serve_in_background
 from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.client import connect
 from entra_gitops.plan import Plan, Step, Write, build_plan
@@ -64,22 +64,6 @@ MIX = {
     "members added (DELETE $ref)": 0.15,
     "users and groups created (DELETE)": 0.10,
 }
-
-
-def start_emulator(spec: str, scale: float, latency_ms: int) -> tuple[Any, str]:
-    """The throttled emulator on a free loopback port, served from a daemon thread."""
-    app = create_emulator(spec, throttle=True, throttle_scale=scale, latency_ms=latency_ms)
-    ready = threading.Event()
-    found: list[str] = []
-
-    def on_ready(url: str) -> None:
-        found.append(url)
-        ready.set()
-
-    threading.Thread(target=serve, args=(app, "127.0.0.1", 0, on_ready), daemon=True).start()
-    if not ready.wait(60):
-        raise SystemExit("the emulator did not start")
-    return app, found[0]
 
 
 def record_writes(app: Any) -> list[tuple[float, str, str, str | None, int]]:
@@ -309,7 +293,8 @@ def main() -> None:
         f"emulator --throttle x{args.scale:g}{latency}, one process"
     )
     started = time.perf_counter()
-    app, url = start_emulator(spec, args.scale, args.latency_ms)
+    app = create_emulator(spec, throttle=True, throttle_scale=args.scale, latency_ms=args.latency_ms)
+    url = serve_in_background(app)
     window = app.throttle.writes
     if args.window != WRITE_WINDOW_SECONDS:
         # Same rate, shorter memory: a bench-only change to the emulator's Throttle.

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from msgraph_core import PageIterator
 
 from entra_gitops.config import Config
 from entra_gitops.emulator import create_emulator
-from entra_gitops.emulator.server import serve
+from entra_gitops.emulator.server import serve_in_background
 from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.client import connect
 from entra_gitops.registry import default_registry
@@ -35,22 +34,6 @@ from entra_gitops.snapshot import SnapshotOutcome, take_snapshot
 
 REGISTRY = default_registry()
 USERS = REGISTRY.get("user")
-
-
-def start_emulator(spec: str) -> tuple[object, str]:
-    """The throttled emulator on a free loopback port, served from a daemon thread."""
-    app = create_emulator(spec, throttle=True)
-    ready = threading.Event()
-    found: list[str] = []
-
-    def on_ready(url: str) -> None:
-        found.append(url)
-        ready.set()
-
-    threading.Thread(target=serve, args=(app, "127.0.0.1", 0, on_ready), daemon=True).start()
-    if not ready.wait(60):
-        raise SystemExit("the emulator did not start")
-    return app, found[0]
 
 
 async def our_users(url: str) -> tuple[int, float]:
@@ -131,7 +114,8 @@ def main() -> None:
     spec = f"synthetic:users={args.users},groups={args.groups},apps={args.apps}"
     print(f"entra-gitops snapshot benchmark: {spec}, emulator --throttle, one process")
     started = time.perf_counter()
-    app, url = start_emulator(spec)
+    app = create_emulator(spec, throttle=True)
+    url = serve_in_background(app)
     print(f"  emulator seeded and listening in {time.perf_counter() - started:.1f} s at {url}")
 
     work = Path(tempfile.mkdtemp(prefix="entra-gitops-bench-"))

@@ -9,7 +9,8 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -30,6 +31,7 @@ from entra_gitops.apply import (
     pending_from_journal,
     read_plan_file,
 )
+from entra_gitops.cli_options import repo_option
 from entra_gitops.cli_workflow import drift_command, init_command, permissions_command
 from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
 from entra_gitops.diff import ReportScope, difference_report
@@ -233,16 +235,6 @@ def emulator(
         serve(app, host, port, ready)
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
-
-
-def repo_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--repo",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("."),
-        show_default=True,
-        help="The state repository (a git repository holding tenant-state/).",
-    )(command)
 
 
 class ReadProgress:
@@ -645,44 +637,39 @@ def apply_command(
         ):
             click.echo("Apply cancelled; nothing was written.")
             return
-    git_dir = Path(store.repo.git_dir)
-    with exclusive(git_dir, "apply"):
-        journal = Journal(journal_path(git_dir, plan))
-        try:
-            progress = pending_from_journal(plan, journal)
-            if progress["done"] == len(plan.writes):
-                if plan.checksum in recorded_plans(store):
-                    click.echo("This plan was applied completely already (see entra-gitops history).")
-                    return
-                # Every write is done but the run died before its history record: record it now.
-                times = [e["time"] for e in journal.entries]
-                finished = ApplyOutcome(written=list(range(len(plan.writes))), started=min(times), finished=max(times))
-                click.echo(
-                    f"This plan's writes were all done already; recorded in {record_history(store, plan, finished)}."
-                )
+    with journal_for(store, plan) as journal:
+        progress = pending_from_journal(plan, journal)
+        if progress["done"] == len(plan.writes):
+            if plan.checksum in recorded_plans(store):
+                click.echo("This plan was applied completely already (see entra-gitops history).")
                 return
-            if progress["done"] or progress["inDoubt"] or progress["failed"]:
-                click.echo(
-                    f"Continuing an earlier apply of this plan: {progress['done']} written, {progress['inDoubt']} in doubt "
-                    f"(checked before anything is resent), {progress['failed']} failed."
+            # Every write is done but the run died before its history record: record it now.
+            times = [e["time"] for e in journal.entries]
+            finished = ApplyOutcome(written=list(range(len(plan.writes))), started=min(times), finished=max(times))
+            click.echo(
+                f"This plan's writes were all done already; recorded in {record_history(store, plan, finished)[0]}."
+            )
+            return
+        if progress["done"] or progress["inDoubt"] or progress["failed"]:
+            click.echo(
+                f"Continuing an earlier apply of this plan: {progress['done']} written, {progress['inDoubt']} in doubt "
+                f"(checked before anything is resent), {progress['failed']} failed."
+            )
+
+        async def run() -> ApplyOutcome:
+            async with graph.connect(config) as client:
+                if plan.tenant:
+                    organization = await client.list_all("organization", {"$select": "id"})
+                    live_tenant = organization[0]["id"] if organization else None
+                    if live_tenant and live_tenant != plan.tenant:
+                        raise PlanFileError(
+                            f"{plan_file}: the plan is for tenant {plan.tenant}, but Graph is tenant {live_tenant}"
+                        )
+                return await apply_plan(
+                    client, registry, plan, journal, backup, skip_stale=skip_stale, write_rate=write_rate
                 )
 
-            async def run() -> ApplyOutcome:
-                async with graph.connect(config) as client:
-                    if plan.tenant:
-                        organization = await client.list_all("organization", {"$select": "id"})
-                        live_tenant = organization[0]["id"] if organization else None
-                        if live_tenant and live_tenant != plan.tenant:
-                            raise PlanFileError(
-                                f"{plan_file}: the plan is for tenant {plan.tenant}, but Graph is tenant {live_tenant}"
-                            )
-                    return await apply_plan(
-                        client, registry, plan, journal, backup, skip_stale=skip_stale, write_rate=write_rate
-                    )
-
-            outcome = asyncio.run(run())
-        finally:
-            journal.close()
+        outcome = asyncio.run(run())
         path, record = record_history(store, plan, outcome)
     click.echo(
         f"Apply {outcome.status.value}: {record['written']} of {len(plan.writes)} write(s) done"
@@ -696,6 +683,18 @@ def apply_command(
         click.echo(f"  warning: {warning}", err=True)
     if outcome.status in (Status.FAILED, Status.PARTIALLY_APPLIED):
         raise click.exceptions.Exit(ExitCode.ERROR)
+
+
+@contextmanager
+def journal_for(store: StateRepo, plan: Plan) -> Iterator[Journal]:
+    """The plan's journal, held under the repository's lock for the whole apply (history commit included)."""
+    git_dir = Path(store.repo.git_dir)
+    with exclusive(git_dir, "apply"):
+        journal = Journal(journal_path(git_dir, plan))
+        try:
+            yield journal
+        finally:
+            journal.close()
 
 
 def record_history(store: StateRepo, plan: Plan, outcome: ApplyOutcome) -> tuple[str, dict[str, Any]]:
@@ -872,13 +871,8 @@ def demo(directory: Path | None, seed: str) -> None:
     click.echo(render_plan_text(plan), nl=False)
 
     step("Applying exactly that plan (entra-gitops apply plan.json --auto-approve):")
-    git_dir = Path(store.repo.git_dir)
-    with exclusive(git_dir, "apply"):
-        journal = Journal(journal_path(git_dir, plan))
-        try:
-            outcome = against_emulator(lambda c: apply_plan(c, registry, plan, journal, before, verify_delay=0.2))
-        finally:
-            journal.close()
+    with journal_for(store, plan) as journal:
+        outcome = against_emulator(lambda c: apply_plan(c, registry, plan, journal, before, verify_delay=0.2))
         record_history(store, plan, outcome)
     written = len(outcome.written) + len(outcome.confirmed)
     click.echo(

@@ -19,6 +19,7 @@ import click
 import git
 
 from entra_gitops import __version__
+from entra_gitops.cli_options import repo_option
 from entra_gitops.config import CONFIG_FILE, load_config
 from entra_gitops.diff import ReportScope, difference_report
 from entra_gitops.errors import ConfigError, ExitCode
@@ -212,13 +213,7 @@ def init_command(
     default=None,
     help="Only this job's identity. Default: both.",
 )
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="The state repository whose scope to use.",
-)
+@repo_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def permissions_command(job_name: str | None, repo: Path, output_format: str) -> None:
     """The least-privilege Microsoft Graph application permissions the configured scope needs.
@@ -257,13 +252,7 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
 
 
 @click.command("drift")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="The state repository.",
-)
+@repo_option
 @click.option("--baseline", required=True, help="The reviewed baseline: a branch, tag or commit (origin/main).")
 @click.option(
     "--backup", "backup_id", default="latest", show_default=True, help="The backup that shows the tenant now."

@@ -789,3 +789,22 @@ def test_a_journal_line_cut_by_a_crash_does_not_swallow_the_next_entry(tmp_path:
     second.record(0, "confirmed", write)
     second.close()
     assert Journal(path).last_events() == {0: "confirmed"}
+
+
+def test_an_apply_that_died_before_its_history_record_gets_one_on_rerun(repo: Path, served_emulator: str) -> None:
+    url = served_emulator
+    with live(url) as graph:
+        graph.write("PATCH", f"users/{KARI}", {"department": "Procurement"})
+    plan_file, _ = plan(repo, url, *PEOPLE)
+    assert apply(repo, url, plan_file).returncode == 0
+    # As if the process died after its last write and before the history commit.
+    git(repo, "rm", "-q", "-r", "history")
+    git(repo, "commit", "-q", "-m", "lose the history record")
+    assert history(repo) == []
+    again = apply(repo, url, plan_file)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "This plan's writes were all done already; recorded in history/" in again.stdout
+    (record,) = history(repo)
+    assert record["status"] == "succeeded" and record["written"] == record["writes"]
+    third = apply(repo, url, plan_file)
+    assert "applied completely already" in third.stdout

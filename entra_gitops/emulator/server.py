@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
 
 import uvicorn
@@ -42,3 +43,18 @@ def serve(app: Emulator, host: str, port: int, on_ready: Callable[[str], None]) 
         await task
 
     asyncio.run(run())
+
+
+def serve_in_background(app: Emulator, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> str:
+    """Serve from a daemon thread (benchmarks, same-process clients); returns the Graph base URL once listening."""
+    ready = threading.Event()
+    found: list[str] = []
+
+    def on_ready(url: str) -> None:
+        found.append(url)
+        ready.set()
+
+    threading.Thread(target=serve, args=(app, host, port, on_ready), daemon=True).start()
+    if not ready.wait(timeout):
+        raise ConfigError(f"the emulator did not start listening on {host} within {timeout:.0f} s")
+    return found[0]
