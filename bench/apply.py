@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from entra_gitops.apply import ApplyOutcome, Journal, apply_plan
+from entra_gitops.apply import ApplyOutcome, Journal, JournalEvent, apply_plan, read_live_for
 from entra_gitops.config import Config
 from entra_gitops.diff import difference_report
 from entra_gitops.emulator import create_emulator
@@ -92,12 +92,12 @@ class TimedJournal(Journal):
         self.clock: list[tuple[float, int, str]] = []
         self.seconds = 0.0
 
-    def record(self, index: int, event: str, write: Write, **details: Any) -> None:
+    def record(self, index: int, event: JournalEvent, write: Write, **details: Any) -> None:
         started = time.perf_counter()
         super().record(index, event, write, **details)
         now = time.perf_counter()
         self.seconds += now - started
-        self.clock.append((now, index, event))
+        self.clock.append((now, index, event.value))
 
 
 def time_writes(client: Any) -> list[float]:
@@ -241,7 +241,8 @@ async def run_apply(
     async with connect(url) as client:
         requests = time_writes(client)
         started = time.perf_counter()
-        outcome = await apply_plan(client, REGISTRY, plan, journal, before, write_rate=rate)
+        live = await read_live_for(client, REGISTRY, plan)
+        outcome = await apply_plan(client, REGISTRY, plan, journal, before, live, write_rate=rate)
         finished = time.perf_counter()
         return outcome, client.stats, requests, started, finished
 

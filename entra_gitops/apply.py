@@ -1,4 +1,9 @@
-"""Apply: execute a reviewed plan file against the live tenant, journalled, stale-checked and verified."""
+"""Apply: execute a reviewed plan against the live tenant: verified step by step, journalled, stale-checked.
+
+Apply executes steps, never stored requests: every step is checked against the plan's source and the
+live tenant, and its request derived again through the registry (steps.py). A plan whose stored request
+differs, or whose step recovery would not make, is refused before anything is sent.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +14,30 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from entra_gitops.diff import ChangeKind, ObjectChange, difference_report
 from entra_gitops.errors import EntraGitopsError, ExitCode, GraphError
 from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, GraphResponse
 from entra_gitops.graph.reader import batch_error
-from entra_gitops.plan import (
-    PLAN_FORMAT,
-    Plan,
-    Step,
-    Write,
-    compute_checksum,
-    fingerprint,
-    holds_redaction,
-    plan_from_document,
-)
-from entra_gitops.registry import Registry, ThrottleScope
+from entra_gitops.ids import fold_id, graph_path, utc_text
+from entra_gitops.plan import PLAN_FORMAT, Plan, compute_checksum, fingerprint, holds_redaction, plan_from_document
+from entra_gitops.registry import Registry, ThrottleScope, schemas_dir
 from entra_gitops.sources import live_state
 from entra_gitops.state import Lifecycle, TenantState
+from entra_gitops.steps import LINK_STEPS, Step, StepError, Write, check_step, derive_request, link_ids
 
 WRITES_PER_SECOND = 20.0
 IN_DOUBT = frozenset({None, 500, 502, 503, 504})
 
 
 class PlanFileError(EntraGitopsError):
-    """A plan file that cannot be trusted: unreadable, another format, or changed after it was made."""
+    """A plan file that cannot be trusted: unreadable, another format, changed, or holding steps no recovery makes."""
 
 
 class StalePlanError(EntraGitopsError):
@@ -46,7 +47,7 @@ class StalePlanError(EntraGitopsError):
 
 
 class UnsafePlanError(EntraGitopsError):
-    """A plan that crosses a safety threshold or touches a protected object."""
+    """A plan that a safety guard refuses: a threshold, a protected object, a missing type, a lockout."""
 
     exit_code = ExitCode.UNSAFE
 
@@ -60,8 +61,54 @@ class Status(enum.Enum):
     FAILED = "failed"
 
 
+class JournalEvent(enum.Enum):
+    """What the journal knows of one write: sent (in doubt until a result follows), done, confirmed, failed."""
+
+    SENT = "sent"
+    DONE = "done"
+    CONFIRMED = "confirmed"  # took effect, seen in the tenant, although its answer was lost or refused
+    FAILED = "failed"
+
+
+FINISHED = frozenset({JournalEvent.DONE, JournalEvent.CONFIRMED})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A write Graph refused, as history keeps it."""
+
+    write: int
+    type_name: str
+    object_id: str
+    method: str
+    path: str
+    status: int | None
+    code: str | None
+    message: str
+    request_id: str | None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "write": self.write,
+            "type": self.type_name,
+            "id": self.object_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "requestId": self.request_id,
+        }
+
+
+@cache
+def _plan_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((schemas_dir() / "plan" / "plan.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
 def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
-    """The plan in `path`, refused unless it is ours, whole, and unchanged since it was made."""
+    """The plan in `path`, refused unless it is ours, well-formed, and unchanged since it was made."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -74,6 +121,10 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
         raise PlanFileError(
             f"{path}: plan format {found!r} is not {PLAN_FORMAT!r}", hint="make a new plan with this version"
         )
+    error = jsonschema.exceptions.best_match(_plan_validator().iter_errors(document))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "(the document)"
+        raise PlanFileError(f"{path}: not a well-formed plan at {where}: {error.message}")
     if document.get("checksum") != compute_checksum(document):
         raise PlanFileError(
             f"{path}: the plan was changed after it was made (its checksum does not match)",
@@ -95,17 +146,19 @@ class Journal:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         for line in text.splitlines():
             try:
-                self.entries.append(json.loads(line))
-            except ValueError:
+                entry = json.loads(line)
+                JournalEvent(entry["event"])
+            except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a crash: its write stays in doubt
+            self.entries.append(entry)
         self.handle = path.open("a", encoding="utf-8")
         if text and not text.endswith("\n"):
             self.handle.write("\n")  # end the cut line, or the next entry would be lost with it
 
-    def record(self, index: int, event: str, write: Write, **details: Any) -> None:
+    def record(self, index: int, event: JournalEvent, write: Write, **details: Any) -> None:
         entry = {
             "write": index,
-            "event": event,
+            "event": event.value,
             "time": _now_text(),
             "method": write.method,
             "path": write.path,
@@ -116,8 +169,8 @@ class Journal:
         self.handle.flush()
         os.fsync(self.handle.fileno())
 
-    def last_events(self) -> dict[int, str]:
-        return {e["write"]: e["event"] for e in self.entries}
+    def last_events(self) -> dict[int, JournalEvent]:
+        return {e["write"]: JournalEvent(e["event"]) for e in self.entries if isinstance(e.get("write"), int)}
 
     def close(self) -> None:
         self.handle.close()
@@ -125,7 +178,7 @@ class Journal:
 
 def _now_text() -> str:
     # Milliseconds: a quick rerun of the same plan must not get the same history id (and file) as the first run.
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(dt.datetime.now(dt.UTC), "milliseconds")
 
 
 @dataclass
@@ -137,8 +190,9 @@ class ApplyOutcome:
     written: list[int] = field(default_factory=list)
     confirmed: list[int] = field(default_factory=list)
     stale: list[tuple[str, str]] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    overrides: tuple[str, ...] = ()
     started: str = ""
     finished: str = ""
 
@@ -147,28 +201,86 @@ def journal_path(git_dir: Path, plan: Plan) -> Path:
     return git_dir / "entra-gitops" / "journal" / f"{plan.checksum.removeprefix('sha256:')}.jsonl"
 
 
+def touched_objects(plan: Plan, events: Mapping[int, JournalEvent]) -> set[tuple[str, str]]:
+    """Objects an earlier run of this plan may have written: they are expected to have moved."""
+    return {plan.writes[i].key for i in events if i < len(plan.writes)}
+
+
 def stale_objects(plan: Plan, live: TenantState, touched: set[tuple[str, str]]) -> list[tuple[str, str]]:
     """Objects whose live fingerprint moved since the plan; ones this plan already wrote are expected to."""
     stale: dict[tuple[str, str], None] = {}
     for write in plan.writes:
-        key = (write.type_name, write.object_id)
-        if key in touched or write.step is Step.CREATE:
+        if write.key in touched or write.step is Step.CREATE:
             continue
-        if fingerprint(live.get(*key)) != write.fingerprint:
-            stale[key] = None
+        if fingerprint(live.get(*write.key)) != write.fingerprint:
+            stale[write.key] = None
     return list(stale)
+
+
+def in_effect(write: Write, live: TenantState) -> bool:
+    """Whether the tenant already shows what `write` does (a rerun after an answer was lost)."""
+    now = live.get(*write.key)
+    if write.step is Step.RESTORE:
+        return now is not None and now.lifecycle is Lifecycle.ACTIVE
+    if write.step is Step.SOFT_DELETE:
+        return now is None or now.lifecycle is Lifecycle.SOFT_DELETED
+    if write.step is Step.DELETE:
+        return now is None
+    if write.step in LINK_STEPS:
+        present = fold_id(write.target or "") in link_ids(now, write.link or "")
+        return now is not None and present == (write.step is Step.ADD_LINK)
+    return False  # updates are resent (harmless); a re-created relationship has a new id to look for
+
+
+def verify_plan(
+    registry: Registry, plan: Plan, source: TenantState, live: TenantState, touched: set[tuple[str, str]]
+) -> tuple[Plan, frozenset[int]]:
+    """The plan as apply runs it: each step checked against its source, its request derived again, its name
+    taken from the states rather than the file; and the writes an earlier run already put in effect.
+
+    Raises PlanFileError, naming the steps, when any step is not one recovery to the source makes.
+    """
+    problems: list[str] = []
+    writes: list[Write] = []
+    settled: set[int] = set()
+    for index, write in enumerate(plan.writes):
+        was, now = source.get(*write.key), live.get(*write.key)
+        label = f"step {index + 1} ({write.step.value} {write.type_name} {write.object_id})"
+        if write.key in touched and in_effect(write, live):
+            settled.add(index)
+            writes.append(write)
+            continue
+        try:
+            check_step(
+                registry, write, source, live, allow_delete=plan.options.allow_delete, touched=write.key in touched
+            )
+            derived = derive_request(registry, write, was, now)
+        except StepError as err:
+            problems.append(f"{label}: {err}")
+            continue
+        if derived != write.request:
+            problems.append(f"{label}: the file's request {write.method} {write.path} is not what the step makes")
+            continue
+        rtype = registry.get(write.type_name)
+        display = next((o.display(rtype.display) for o in (now, was) if o is not None), None) or write.display
+        writes.append(replace(write, display=display, request=derived))
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise PlanFileError(
+            f"the plan holds {len(problems)} step(s) that recovery to {plan.backup} would not make, so nothing was "
+            f"written: {shown}",
+            hint="never edit a plan file: make and review a new plan",
+        )
+    return replace(plan, writes=tuple(writes)), frozenset(settled)
 
 
 class _Applier:
     """Runs one plan's writes in order against one client."""
 
-    def __init__(
-        self, client: GraphClient, registry: Registry, plan: Plan, journal: Journal, write_rate: float
-    ) -> None:
+    def __init__(self, client: GraphClient, registry: Registry, plan: Plan, write_rate: float) -> None:
         self.client = client
         self.registry = registry
         self.plan = plan
-        self.journal = journal
         self.interval = 1.0 / write_rate
         self.next_write = 0.0
 
@@ -186,7 +298,13 @@ class _Applier:
             return {"@odata.id": f"{self.client.base_url}/directoryObjects/{target}"}
         return write.body
 
+    def guard(self, write: Write) -> None:
+        """The last line: nothing is ever purged from deleted items, whatever a step says."""
+        if write.method == "DELETE" and "deleteditems" in write.path.lower():
+            raise PlanFileError(f"refused {write.method} {write.path}: entra-gitops never purges deleted items")
+
     async def send(self, write: Write) -> int:
+        self.guard(write)
         rtype = self.registry.get(write.type_name)
         await self.pace()
         response = await self.client.send(write.method, write.path, body=self.body(write), scope=rtype.throttle_scope)
@@ -194,7 +312,8 @@ class _Applier:
 
     async def send_batch(self, writes: list[Write]) -> list[GraphResponse]:
         """Several independent writes in one $batch call; each still counts against the write pace."""
-        for _ in writes:
+        for write in writes:
+            self.guard(write)
             await self.pace()
         requests = [BatchRequest(str(n), w.method, w.path, self.body(w)) for n, w in enumerate(writes)]
         answers = await self.client.batch(requests)
@@ -207,18 +326,18 @@ class _Applier:
         if write.step in (Step.UPDATE, Step.ACTION):
             return False  # resending is harmless: PATCH and these actions are idempotent
         if write.step in (Step.RESTORE, Step.SOFT_DELETE, Step.DELETE):
-            item = rtype.singleton_path or (rtype.item or "").format(id=write.object_id, **_parent_of(write, rtype))
+            # A restore's own path is an action; whether it worked shows at the object's item path.
+            item = _live_path(write, rtype) if write.step is Step.RESTORE else write.path
             found = await self.client.send("GET", item, params={"$select": "id"}, scope=scope, accept=frozenset({404}))
             return (found.status == 200) == (write.step is Step.RESTORE)
-        if write.step in (Step.ADD_LINK, Step.REMOVE_LINK):
-            owner_prop = rtype.prop(write.changes[0][0]) if write.changes else None
+        if write.step in LINK_STEPS:
+            owner_prop = rtype.prop(write.link or "")
             if owner_prop is None or owner_prop.link is None:
                 return False
-            target = write.changes[0][2] or write.changes[0][1]
             members = await self.client.list_all(
-                owner_prop.link.list_path.format(id=write.object_id), {"$select": "id"}
+                graph_path(owner_prop.link.list_path, id=write.object_id), {"$select": "id"}
             )
-            present = any(m.get("id") == target for m in members)
+            present = any(fold_id(str(m.get("id"))) == fold_id(write.target or "") for m in members)
             return present == (write.step is Step.ADD_LINK)
         if write.step is Step.CREATE and isinstance(write.body, dict):
             existing = await self.client.list_all(write.path)
@@ -227,12 +346,21 @@ class _Applier:
         return False
 
 
-def _parent_of(write: Write, rtype: Any) -> dict[str, str]:
-    if rtype.parent is None:
-        return {}
-    # Child paths carry the parent id right after the parent collection: servicePrincipals/{id}/...
-    parts = write.path.split("/")
-    return {rtype.parent.param: parts[1] if len(parts) > 1 else ""}
+def _live_path(write: Write, rtype: Any) -> str:
+    """Where a restored object lives again (its item path)."""
+    if rtype.singleton_path:
+        return rtype.singleton_path
+    return graph_path(rtype.item or "", id=write.object_id)
+
+
+async def read_live_for(
+    client: GraphClient, registry: Registry, plan: Plan, extra: frozenset[str] = frozenset()
+) -> TenantState:
+    """The live state a plan's checks need: its types, the types they reference, and `extra` (the guards')."""
+    names = set(plan.types) | set(extra)
+    for name in list(names):
+        names |= registry.get(name).referenced_types
+    return await live_state(client, registry, registry.select(sorted(names)))
 
 
 async def apply_plan(
@@ -240,20 +368,19 @@ async def apply_plan(
     registry: Registry,
     plan: Plan,
     journal: Journal,
-    backup: TenantState,
+    source: TenantState,
+    live: TenantState,
     *,
     skip_stale: bool = False,
     write_rate: float = WRITES_PER_SECOND,
     verify_attempts: int = 5,
     verify_delay: float = 1.0,
 ) -> ApplyOutcome:
-    """Execute `plan`: refuse when targets moved (unless skipping them), write in order, verify."""
+    """Execute a verified `plan` (see `verify_plan`): refuse when targets moved, write in order, verify."""
     outcome = ApplyOutcome(started=_now_text())
-    types = tuple(registry.get(t) for t in sorted({w.type_name for w in plan.writes}))
     events = journal.last_events()
-    touched = {(plan.writes[i].type_name, plan.writes[i].object_id) for i in events if i < len(plan.writes)}
-    outcome.earlier = sorted(i for i, e in events.items() if e in ("done", "confirmed") and i < len(plan.writes))
-    live = await live_state(client, registry, types)
+    touched = touched_objects(plan, events)
+    outcome.earlier = sorted(i for i, e in events.items() if e in FINISHED and i < len(plan.writes))
     outcome.stale = stale_objects(plan, live, touched)
     if outcome.stale and not skip_stale:
         listed = "; ".join(f"{t} {i}" for t, i in outcome.stale[:10]) + (" and more" if len(outcome.stale) > 10 else "")
@@ -261,13 +388,24 @@ async def apply_plan(
             f"{len(outcome.stale)} object(s) changed since the plan was made, so nothing was written: {listed}",
             hint="make and review a new plan, or apply the rest with --skip-stale",
         )
-    applier = _Applier(client, registry, plan, journal, write_rate)
+    plan, settled = verify_plan(registry, plan, source, live, touched)
+    applier = _Applier(client, registry, plan, write_rate)
     failed_objects: set[tuple[str, str]] = set(outcome.stale)
+
+    def fail(index: int, write: Write, err: GraphError) -> None:
+        journal.record(index, JournalEvent.FAILED, write, status=err.status, code=err.code, error=str(err))
+        outcome.failures.append(
+            Failure(
+                index, write.type_name, write.object_id, write.method, write.path, err.status, err.code, str(err),
+                err.request_id,
+            )
+        )  # fmt: skip
+        failed_objects.add(write.key)
 
     async def settle(index: int, write: Write, err: GraphError) -> None:
         """A write Graph refused or left unanswered: confirm it took effect, resend once, or record it."""
         if (err.status in IN_DOUBT or err.status in (400, 404)) and await applier.applied(write):
-            journal.record(index, "confirmed", write, status=err.status)
+            journal.record(index, JournalEvent.CONFIRMED, write, status=err.status)
             outcome.confirmed.append(index)
             return
         if err.status in IN_DOUBT:
@@ -276,29 +414,15 @@ async def apply_plan(
             except GraphError as again:
                 err = again
             else:
-                journal.record(index, "done", write, status=status, retried=True)
+                journal.record(index, JournalEvent.DONE, write, status=status, retried=True)
                 outcome.written.append(index)
                 return
-        journal.record(index, "failed", write, status=err.status, code=err.code, error=str(err))
-        outcome.failures.append(
-            {
-                "write": index,
-                "type": write.type_name,
-                "id": write.object_id,
-                "method": write.method,
-                "path": write.path,
-                "status": err.status,
-                "code": err.code,
-                "message": str(err),
-                "requestId": err.request_id,
-            }
-        )
-        failed_objects.add((write.type_name, write.object_id))
+        fail(index, write, err)
 
     async def flush(chunk: list[int]) -> None:
         """Send a group of independent writes: one request alone, several through one $batch call."""
         for index in chunk:
-            journal.record(index, "sent", plan.writes[index])
+            journal.record(index, JournalEvent.SENT, plan.writes[index])
         if len(chunk) == 1:
             index = chunk[0]
             try:
@@ -306,34 +430,37 @@ async def apply_plan(
             except GraphError as err:
                 await settle(index, plan.writes[index], err)
             else:
-                journal.record(index, "done", plan.writes[index], status=status)
+                journal.record(index, JournalEvent.DONE, plan.writes[index], status=status)
                 outcome.written.append(index)
             return
         answers = await applier.send_batch([plan.writes[i] for i in chunk])
         for index, answer in zip(chunk, answers, strict=True):
             write = plan.writes[index]
             if answer.status < 400:
-                journal.record(index, "done", write, status=answer.status, batched=True)
+                journal.record(index, JournalEvent.DONE, write, status=answer.status, batched=True)
                 outcome.written.append(index)
             else:
                 await settle(index, write, batch_error(answer, f"{write.method} {write.path}"))
 
     chunk: list[int] = []
     for index, write in enumerate(plan.writes):
-        key = (write.type_name, write.object_id)
-        if events.get(index) in ("done", "confirmed"):
+        if events.get(index) in FINISHED:
+            continue
+        if index in settled:
+            journal.record(index, JournalEvent.CONFIRMED, write, note="an earlier run of this plan took effect")
+            outcome.confirmed.append(index)
             continue
         if chunk and (
             plan.writes[chunk[0]].step is not write.step
             or len(chunk) == MAX_BATCH
-            or any((plan.writes[i].type_name, plan.writes[i].object_id) == key for i in chunk)
+            or any(plan.writes[i].key == write.key for i in chunk)
         ):
             await flush(chunk)
             chunk = []
-        if key in failed_objects:
+        if write.key in failed_objects:
             continue
-        if events.get(index) == "sent" and await applier.applied(write):
-            journal.record(index, "confirmed", write, note="the earlier attempt took effect")
+        if events.get(index) is JournalEvent.SENT and await applier.applied(write):
+            journal.record(index, JournalEvent.CONFIRMED, write, note="the earlier attempt took effect")
             outcome.confirmed.append(index)
             continue
         if registry.get(write.type_name).throttle_scope is not ThrottleScope.IDENTITY:
@@ -346,8 +473,9 @@ async def apply_plan(
         chunk.append(index)
     if chunk:
         await flush(chunk)
+    types = registry.select(list(plan.types))
     outcome.warnings.extend(
-        await _verify(client, registry, plan, backup, types, failed_objects, verify_attempts, verify_delay)
+        await _verify(client, registry, plan, source, types, failed_objects, verify_attempts, verify_delay)
     )
     outcome.finished = _now_text()
     succeeded = len(outcome.earlier) + len(outcome.written) + len(outcome.confirmed)
@@ -362,20 +490,20 @@ async def _verify(
     client: GraphClient,
     registry: Registry,
     plan: Plan,
-    backup: TenantState,
+    source: TenantState,
     types: tuple[Any, ...],
     skip: set[tuple[str, str]],
     attempts: int,
     delay: float,
 ) -> list[str]:
-    """Poll until every written object matches the backup (Graph is eventually consistent)."""
-    targets = {(w.type_name, w.object_id) for w in plan.writes if w.step is not Step.CREATE} - skip
+    """Poll until every written object matches the source (Graph is eventually consistent)."""
+    targets = {w.key for w in plan.writes if w.step is not Step.CREATE} - skip
     if not targets:
         return []
     remaining = targets
     for attempt in range(attempts):
         live = await live_state(client, registry, types)
-        wanted = TenantState.of([o for o in backup if o.key in targets], backup.types)
+        wanted = TenantState.of([o for o in source if o.key in targets], source.types)
         present = TenantState.of([o for o in live if o.key in targets], live.types)
         report = difference_report(registry, wanted, present, backup_name="plan", against_name="live")
         remaining = {
@@ -390,7 +518,7 @@ async def _verify(
         if attempt < attempts - 1:
             await asyncio.sleep(delay)
     return [
-        f"{t} {i} does not match the backup yet after the writes (Graph may still be catching up)"
+        f"{t} {i} does not match the source yet after the writes (Graph may still be catching up)"
         for t, i in sorted(remaining)
     ]
 
@@ -413,12 +541,16 @@ def history_record(plan: Plan, outcome: ApplyOutcome) -> dict[str, Any]:
     """What recovery history keeps of one apply (no request bodies: they are in the plan)."""
     applied = outcome.earlier + outcome.written + outcome.confirmed
     objects = sorted({f"{plan.writes[i].type_name}/{plan.writes[i].object_id}" for i in applied})
-    links = sum(1 for i in applied if plan.writes[i].step in (Step.ADD_LINK, Step.REMOVE_LINK))
+    links = sum(1 for i in applied if plan.writes[i].step in LINK_STEPS)
+    deleted = sorted(
+        {f"{plan.writes[i].type_name}/{plan.writes[i].object_id}" for i in applied if plan.writes[i].irreversible}
+    )
     return {
         "id": f"{outcome.started.translate(str.maketrans('', '', '-:.'))}-{plan.checksum.removeprefix('sha256:')[:12]}",
         "status": outcome.status.value,
         "backup": plan.backup,
         "backupCommit": plan.backup_commit,
+        "source": plan.kind.value,
         "tenant": plan.tenant,
         "planChecksum": plan.checksum,
         "started": outcome.started,
@@ -427,8 +559,10 @@ def history_record(plan: Plan, outcome: ApplyOutcome) -> dict[str, Any]:
         "written": len(applied),
         "objectsModified": objects,
         "linksModified": links,
+        "permanentlyDeleted": deleted,
+        "overrides": list(outcome.overrides),
         "skippedStale": [f"{t}/{i}" for t, i in outcome.stale],
-        "failures": outcome.failures,
+        "failures": [f.record() for f in outcome.failures],
         "warnings": outcome.warnings,
     }
 
@@ -437,10 +571,8 @@ def pending_from_journal(plan: Plan, journal: Journal) -> Mapping[str, int]:
     """How many writes the journal has as done, failed, in doubt, for a rerun's message."""
     events = journal.last_events()
     counts = {"done": 0, "failed": 0, "inDoubt": 0, "notStarted": 0}
+    names = {JournalEvent.DONE: "done", JournalEvent.CONFIRMED: "done", JournalEvent.FAILED: "failed"}
     for index in range(len(plan.writes)):
         event = events.get(index)
-        key = {"done": "done", "confirmed": "done", "failed": "failed", "sent": "inDoubt"}.get(
-            event or "", "notStarted"
-        )
-        counts[key] += 1
+        counts[names.get(event, "inDoubt") if event else "notStarted"] += 1
     return counts

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import functools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -22,13 +23,13 @@ from entra_gitops import __version__, canonical
 from entra_gitops.apply import (
     ApplyOutcome,
     Journal,
-    PlanFileError,
     Status,
     UnsafePlanError,
     apply_plan,
     history_record,
     journal_path,
     pending_from_journal,
+    read_live_for,
     read_plan_file,
 )
 from entra_gitops.cli_options import repo_option
@@ -40,19 +41,23 @@ from entra_gitops.github import error_annotation, running_in_actions, summary_pa
 from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, connect
+from entra_gitops.ids import fold_id
 from entra_gitops.layout import STATE_DIR
 from entra_gitops.lock import clear, exclusive
-from entra_gitops.plan import Plan, build_plan, plan_document
-from entra_gitops.registry import Registry, ResourceType, default_registry
+from entra_gitops.paths import UnsafeIdError, validate_object_id
+from entra_gitops.plan import Plan, PlanOptions, plan_json
+from entra_gitops.recovery import check_for_apply, check_repository_tenant, make_plan, plan_source
+from entra_gitops.registry import Registry, default_registry
 from entra_gitops.render.jsonout import render_json
 from entra_gitops.render.markdown import render_markdown
 from entra_gitops.render.plan import render_plan_markdown, render_plan_text
 from entra_gitops.render.text import render_text
 from entra_gitops.render.view import ReportView, build_view, display_names
-from entra_gitops.safety import check_plan
+from entra_gitops.safety import Refusal
 from entra_gitops.snapshot import SnapshotOutcome, take_snapshot
-from entra_gitops.sources import backup_state, live_state, resolve_reference, state_at
+from entra_gitops.sources import backup_source, live_state, load_source, resolve_reference, state_at
 from entra_gitops.state import TenantState
+from entra_gitops.textsafe import printable
 
 LOCAL_URL = "http://127.0.0.1/v1.0"
 HISTORY_DIR = "history"
@@ -156,9 +161,10 @@ class Commands(click.Group):
         except EntraGitopsError as err:
             if (ctx.obj or {}).get("debug"):
                 raise
-            click.echo(f"error: {err}", err=True)
+            # Messages name objects, and names come from the tenant: nothing in them may act on a terminal.
+            click.echo(f"error: {printable(str(err))}", err=True)
             if running_in_actions():
-                click.echo(error_annotation(str(err)))
+                click.echo(error_annotation(printable(str(err))))
             ctx.exit(err.exit_code)
 
 
@@ -295,28 +301,42 @@ def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry
     metavar="TYPE",
     help="Only this resource type (repeatable); such a backup is marked incomplete. Default: every type.",
 )
-def snapshot(graph: GraphOptions, repo: Path, type_names: tuple[str, ...]) -> None:
+@click.option(
+    "--accept-shrink",
+    "accept_shrink",
+    multiple=True,
+    metavar="TYPE",
+    help="Commit the read although TYPE shrank past shrinkGuard (or read empty) against the last complete "
+    "backup: for objects that really are gone (repeatable).",
+)
+def snapshot(graph: GraphOptions, repo: Path, type_names: tuple[str, ...], accept_shrink: tuple[str, ...]) -> None:
     """Read the tenant and commit it to tenant-state/, tagged as backup/<UTC time>.
 
-    Every type in scope is read first (live objects, soft-deleted objects, links); only when all
-    reads succeeded are the files written, committed and tagged. An unchanged tenant gets a new tag
-    on the same commit. Older backup tags beyond `retention` (entra-gitops.yaml, default 5) are
-    removed; their commits stay in history. A missing repository is created.
+    Graph must be the tenant the repository holds (tenantId in entra-gitops.yaml; the first snapshot
+    records it). Every type in scope is read first (live objects, soft-deleted objects, links); only
+    when all reads succeeded are the files written, committed and tagged. A type whose live objects
+    shrank by more than shrinkGuard (default half) against the last complete backup is a suspect
+    read: no commit, no tag, exit 1, unless --accept-shrink TYPE. An unchanged tenant gets a new tag
+    on the same commit. Older backup tags beyond `retention` (default 5) are removed; their commits
+    stay in history. A missing repository is created.
 
     \b
     Examples:
       entra-gitops snapshot --repo ./tenant
       entra-gitops snapshot --graph-url http://127.0.0.1:8080/v1.0 --type user --type group
+      entra-gitops snapshot --accept-shrink user          after removing many users on purpose
+    Exit 0 backed up, 1 error (nothing committed or tagged).
     """
     registry = default_registry()
     types = registry.select(list(type_names))
+    accepted = frozenset(t.name for t in registry.select(list(accept_shrink))) if accept_shrink else frozenset()
     store = StateRepo.open(repo, create=True, initial_files={CONFIG_FILE: DEFAULT_CONFIG_TEXT.encode()})
     config = load_config(store.root)
     progress = ReadProgress()
 
     async def run() -> SnapshotOutcome:
         async with graph.connect(config) as client:
-            return await take_snapshot(client, store, registry, types, config, utc_now(), progress)
+            return await take_snapshot(client, store, registry, types, config, utc_now(), progress, accepted)
 
     started = time.monotonic()
     try:
@@ -366,13 +386,13 @@ def backups(repo: Path, output_format: str) -> None:
         )
 
 
-def read_live(graph: GraphOptions, config: Config, registry: Registry, types: tuple[ResourceType, ...]) -> TenantState:
-    """The live tenant's state for `types`, with the progress line on a terminal."""
+def with_graph(graph: GraphOptions, config: Config, work: Callable[[GraphClient, ReadProgress], Awaitable[T]]) -> T:
+    """Run `work` against Graph with one client, and the progress line on a terminal."""
     progress = ReadProgress()
 
-    async def run() -> TenantState:
+    async def run() -> T:
         async with graph.connect(config) as client:
-            return await live_state(client, registry, types, progress)
+            return await work(client, progress)
 
     try:
         return asyncio.run(run())
@@ -461,16 +481,23 @@ def diff_command(
     types = registry.select(list(type_names))
     store = StateRepo.open(repo)
     config = load_config(store.root)
-    backup = store.resolve_backup(backup_id)
-    before = backup_state(store, registry, backup)
+    source = backup_source(store.resolve_backup(backup_id))
+    before = load_source(store, registry, source)
     if against == "live":
-        after = read_live(graph, config, registry, types)
+
+        async def read(client: GraphClient, progress: ReadProgress) -> TenantState:
+            await check_repository_tenant(client, store, config)
+            return await live_state(client, registry, types, progress)
+
+        after = with_graph(graph, config, read)
         label = "the live tenant"
     else:
         label, commit, against_types = resolve_reference(store, against)
         after = state_at(store, registry, commit, against_types)
     scope = ReportScope(tuple(type_names), tuple(object_ids))
-    report = difference_report(registry, before, after, backup_name=backup.name, against_name=label, scope=scope)
+    report = difference_report(
+        registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note
+    )
     view = build_view(report, display_names(before, after))
     emit(render_report(view, output_format, colour=output is None and sys.stdout.isatty()), output)
     add_to_job_summary(render_markdown(view))
@@ -478,28 +505,42 @@ def diff_command(
         ctx.exit(ExitCode.CHANGES)
 
 
-def tenant_of(*states: TenantState) -> str | None:
-    """The tenant id: the organization object's id in the first state that has one."""
-    for state in states:
-        organization = state.of_type("organization")
-        if organization:
-            return organization[0].id
-    return None
-
-
 @cli.command("plan")
 @graph_options
 @repo_option
-@click.option("--backup", "backup_id", default="latest", show_default=True, help="The backup to recover to.")
+@click.option(
+    "--backup",
+    "backup_id",
+    default="latest",
+    show_default=True,
+    help="The backup to recover to (latest: newest complete).",
+)
 @click.option(
     "--desired",
     metavar="REF",
     default=None,
     help="Plan towards the tenant-state/ files of this commit (a branch, HEAD, a pull request's head) "
-    "instead of a backup: for reviewed edits of the files.",
+    "instead of a backup: for reviewed edits of the files. The files must pass `entra-gitops validate`.",
 )
 @click.option("--type", "type_names", multiple=True, metavar="TYPE", help="Only this resource type (repeatable).")
 @click.option("--id", "object_ids", multiple=True, metavar="OBJECT_ID", help="Only this object (repeatable).")
+@click.option(
+    "--allow-delete",
+    is_flag=True,
+    help="Also remove objects created after the backup whose type has no soft delete (app role assignments, "
+    "grants, authentication strengths): permanent, shown as irreversible.",
+)
+@click.option(
+    "--allow-empty",
+    multiple=True,
+    metavar="TYPE",
+    help="With --desired: TYPE's folder is missing on purpose, so every live TYPE object is to go (repeatable).",
+)
+@click.option(
+    "--allow-lockout",
+    is_flag=True,
+    help="Save a plan the lockout guard refuses (apply refuses it again unless given --allow-lockout too).",
+)
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan file here.")
 @click.option(
     "--format", "output_format", type=click.Choice(("text", "markdown", "json")), default="text", show_default=True
@@ -514,6 +555,9 @@ def plan_command(
     desired: str | None,
     type_names: tuple[str, ...],
     object_ids: tuple[str, ...],
+    allow_delete: bool,
+    allow_empty: tuple[str, ...],
+    allow_lockout: bool,
     out: Path | None,
     output_format: str,
     detailed_exitcode: bool,
@@ -523,56 +567,92 @@ def plan_command(
     The plan restores soft-deleted objects, writes changed `recover` properties and links back,
     soft-deletes objects created (or restored) after the backup, and re-creates app role
     assignments and admin-consented grants. Synchronised and permanently deleted objects are listed
-    as not recoverable. The plan file records the backup, the scope, every write with the live
+    as not recoverable. The plan file records the backup, the scope, every step with the live
     object's fingerprint, and a checksum: `entra-gitops apply PLAN.json` executes exactly that.
+
+    Every guard runs before the plan is saved (README, "Safety"): thresholds against the live
+    tenant, protected objects, and the break-glass lockout guard. A desired state missing a type's
+    folder, or a plan that would lock out a break-glass account, is refused and not saved.
 
     \b
     Examples:
-      entra-gitops plan -o plan.json                       everything back to the latest backup
+      entra-gitops plan -o plan.json                       everything back to the latest complete backup
       entra-gitops plan --id 6f1d0c1e-... -o plan.json     one object, as it was
       entra-gitops plan --desired HEAD -o plan.json        towards hand-edited files (a pull request)
+    Exit 0 planned (2 with --detailed-exitcode when there are writes), 1 error, 3 refused as unsafe.
     """
     registry = default_registry()
-    types = registry.select(list(type_names))
+    registry.select(list(type_names))
+    empty_ok = tuple(t.name for t in registry.select(list(allow_empty))) if allow_empty else ()
+    if empty_ok and desired is None:
+        raise click.UsageError("--allow-empty is for --desired states: a backup has every type it read")
+    ids = tuple(check_object_id(i) for i in object_ids)
     store = StateRepo.open(repo)
     config = load_config(store.root)
-    if desired is not None:
-        if ctx.get_parameter_source("backup_id") is not ParameterSource.DEFAULT:
-            raise click.UsageError("--desired and --backup name two different targets: give one")
-        target, target_commit, target_types = resolve_reference(store, desired)
-        before = state_at(store, registry, target_commit, target_types)
-    else:
-        backup = store.resolve_backup(backup_id)
-        target, target_commit = backup.name, backup.commit
-        before = backup_state(store, registry, backup)
-    live = read_live(graph, config, registry, types)
-    scope = ReportScope(tuple(type_names), tuple(object_ids))
-    report = difference_report(registry, before, live, backup_name=target, against_name="the live tenant", scope=scope)
-    plan = build_plan(
-        registry,
-        report,
-        before,
-        live,
-        tool=f"entra-gitops {__version__}",
-        tenant=tenant_of(live, before),
-        backup_commit=target_commit,
-        created=utc_now().isoformat().replace("+00:00", "Z"),
+    if desired is not None and ctx.get_parameter_source("backup_id") is not ParameterSource.DEFAULT:
+        raise click.UsageError("--desired and --backup name two different targets: give one")
+    source = plan_source(store, registry, backup_id, desired)
+    scope = ReportScope(tuple(type_names), ids)
+    options = PlanOptions(allow_delete, empty_ok)
+    checked = with_graph(
+        graph,
+        config,
+        lambda client, progress: make_plan(
+            client, store, registry, config, source, scope, options, utc_now(), progress
+        ),
     )
-    refusals = check_plan(plan, before.counts(), config.safety)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(plan_document(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plan, assessment = checked.plan, checked.assessment
+    saveable = not (assessment.remaining(force=True, allow_lockout=allow_lockout))
+    if out is not None and saveable:
+        write_atomically(out, plan_json(plan))
     if output_format == "json":
-        click.echo(json.dumps(plan_document(plan), indent=2, ensure_ascii=False))
+        click.echo(plan_json(plan), nl=False)
     elif output_format == "markdown":
-        click.echo(render_plan_markdown(plan, refusals), nl=False)
+        click.echo(render_plan_markdown(plan, assessment), nl=False)
     else:
-        click.echo(render_plan_text(plan, refusals), nl=False)
-    add_to_job_summary(render_plan_markdown(plan, refusals))
+        click.echo(render_plan_text(plan, assessment), nl=False)
+    add_to_job_summary(render_plan_markdown(plan, assessment))
+    remaining = assessment.remaining(allow_lockout=allow_lockout)
     if out is not None:
-        click.echo(f"Saved the plan to {out}. Review it, then: entra-gitops apply {out}", err=True)
+        if not saveable:
+            click.echo(f"Not saved to {out}: no review can accept this plan as it stands.", err=True)
+        elif remaining:
+            click.echo(f"Saved the plan to {out}; apply refuses it unless --force.", err=True)
+        else:
+            click.echo(f"Saved the plan to {out}. Review it, then: entra-gitops apply {out}", err=True)
+    if remaining:
+        raise unsafe(remaining)
     if detailed_exitcode and not plan.empty:
         ctx.exit(ExitCode.CHANGES)
+
+
+def unsafe(refusals: tuple[Refusal, ...]) -> UnsafePlanError:
+    """The one error every guard's refusal becomes: exit 3, the first reason, and the flags that override."""
+    flags = sorted({r.override for r in refusals})
+    first = refusals[0]
+    more = f" (and {len(refusals) - 1} more, listed above)" if len(refusals) > 1 else ""
+    return UnsafePlanError(
+        f"refused as unsafe: {first.message}{more}", hint=f"review the plan; to take it anyway: {', '.join(flags)}"
+    )
+
+
+def check_object_id(value: str) -> str:
+    """An --id as the files and Graph hold it: a safe object id, GUIDs in lower case."""
+    try:
+        return fold_id(validate_object_id(value.strip()))
+    except UnsafeIdError as err:
+        raise click.BadParameter(str(err), param_hint="--id") from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file whole or not at all: a crash never leaves half a plan behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        scratch.write_text(text, encoding="utf-8")
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 @cli.command("apply")
@@ -581,7 +661,14 @@ def plan_command(
 @repo_option
 @click.option("--auto-approve", is_flag=True, help="Do not ask for 'yes' first (for reviewed plans in pipelines).")
 @click.option(
-    "--force", is_flag=True, help="Apply although the plan crosses a safety threshold or touches a protected object."
+    "--force",
+    is_flag=True,
+    help="Apply although the plan crosses a safety threshold or touches a protected object (never a lockout).",
+)
+@click.option(
+    "--allow-lockout",
+    is_flag=True,
+    help="Apply although the lockout guard finds a break-glass account locked out afterwards; history says so.",
 )
 @click.option(
     "--skip-stale", is_flag=True, help="Apply the writes for objects that did not change since the plan; skip the rest."
@@ -595,51 +682,34 @@ def apply_command(
     repo: Path,
     auto_approve: bool,
     force: bool,
+    allow_lockout: bool,
     skip_stale: bool,
     write_rate: float,
 ) -> None:
     """Execute a reviewed plan file, and nothing else.
 
-    The plan's checksum, format and tenant are checked; the repository's lock is taken (one
-    snapshot or recovery at a time); every target is re-read, and the whole plan is refused
-    (exit 4) when any target changed since the plan was made, unless --skip-stale. Writes run in
-    dependency order within Graph's write limits, each journalled before the next, so an
-    interrupted apply can be rerun and continues where it stopped. Each object is verified
-    afterwards, and the outcome is committed to recovery history (entra-gitops history).
-    Exit 0 applied, 1 failed or partly applied, 3 refused as unsafe, 4 stale.
+    The plan file must be well-formed and unchanged (its checksum), for this repository's tenant,
+    and every step must be one that recovery to the plan's source makes: each request is derived
+    again from its step and the file's own is refused when it differs. The repository's lock is
+    taken (one snapshot or recovery at a time), every target re-read, and the whole plan refused
+    (exit 4) when any target changed since the plan was made, unless --skip-stale. Every guard runs
+    again against the live tenant. Writes run in dependency order within Graph's write limits, each
+    journalled before the next, so an interrupted apply can be rerun and continues where it stopped.
+    Each object is verified afterwards, and the outcome is committed to recovery history.
+
+    \b
+    Examples:
+      entra-gitops apply plan.json                      shows the plan, asks for 'yes'
+      entra-gitops apply plan.json --auto-approve       in a pipeline, for a reviewed plan
+    Exit 0 applied, 1 failed or partly applied (or the plan cannot be trusted), 3 refused as unsafe, 4 stale.
     """
     registry = default_registry()
     plan, _ = read_plan_file(plan_file)
     store = StateRepo.open(repo)
     config = load_config(store.root)
-    # The commit, not the tag: retention may have removed the tag since, never the commit.
-    backup = state_at(store, registry, store.resolve(plan.backup_commit))
-    click.echo(render_plan_text(plan), nl=False)
-    if plan.empty:
-        click.echo("Nothing to apply.")
-        return
-    refusals = check_plan(plan, backup.counts(), config.safety)
-    if refusals and not force:
-        raise UnsafePlanError(
-            "refused as unsafe: " + "; ".join(r.message for r in refusals),
-            hint="review the plan; --force applies it anyway",
-        )
-    if not auto_approve:
-        if not sys.stdin.isatty():
-            raise ConfigError(
-                "apply asks for 'yes' first, and nobody can answer here", hint="pass --auto-approve for a reviewed plan"
-            )
-        if (
-            click.prompt(
-                "Apply these writes to the live tenant? Only 'yes' is accepted", default="", show_default=False
-            )
-            != "yes"
-        ):
-            click.echo("Apply cancelled; nothing was written.")
-            return
     with journal_for(store, plan) as journal:
         progress = pending_from_journal(plan, journal)
-        if progress["done"] == len(plan.writes):
+        if plan.writes and progress["done"] == len(plan.writes):
             if plan.checksum in recorded_plans(store):
                 click.echo("This plan was applied completely already (see entra-gitops history).")
                 return
@@ -650,27 +720,38 @@ def apply_command(
                 f"This plan's writes were all done already; recorded in {record_history(store, plan, finished)[0]}."
             )
             return
+        events = journal.last_events()
+        checked = with_graph(
+            graph, config, lambda client, _: check_for_apply(client, store, registry, config, plan, events)
+        )
+        click.echo(render_plan_text(checked.plan, checked.assessment), nl=False)
+        if checked.plan.empty:
+            click.echo("Nothing to apply.")
+            return
+        remaining = checked.assessment.remaining(force=force, allow_lockout=allow_lockout)
+        if remaining:
+            raise unsafe(remaining)
+        taken = set(checked.assessment.refusals) - set(remaining)
+        overrides = tuple(sorted({r.override for r in taken}))
         if progress["done"] or progress["inDoubt"] or progress["failed"]:
             click.echo(
                 f"Continuing an earlier apply of this plan: {progress['done']} written, {progress['inDoubt']} in doubt "
                 f"(checked before anything is resent), {progress['failed']} failed."
             )
+        if not auto_approve:
+            confirm_apply()
 
-        async def run() -> ApplyOutcome:
-            async with graph.connect(config) as client:
-                if plan.tenant:
-                    organization = await client.list_all("organization", {"$select": "id"})
-                    live_tenant = organization[0]["id"] if organization else None
-                    if live_tenant and live_tenant != plan.tenant:
-                        raise PlanFileError(
-                            f"{plan_file}: the plan is for tenant {plan.tenant}, but Graph is tenant {live_tenant}"
-                        )
-                return await apply_plan(
-                    client, registry, plan, journal, backup, skip_stale=skip_stale, write_rate=write_rate
-                )
+        async def run(client: GraphClient, _: ReadProgress) -> ApplyOutcome:
+            # After a person answered, the tenant may have moved: read it again for the stale check.
+            live = checked.live if auto_approve else await read_live_for(client, registry, checked.plan)
+            return await apply_plan(
+                client, registry, checked.plan, journal, checked.source, live, skip_stale=skip_stale,
+                write_rate=write_rate,
+            )  # fmt: skip
 
-        outcome = asyncio.run(run())
-        path, record = record_history(store, plan, outcome)
+        outcome = with_graph(graph, config, run)
+        outcome.overrides = overrides
+        path, record = record_history(store, checked.plan, outcome)
     click.echo(
         f"Apply {outcome.status.value}: {record['written']} of {len(plan.writes)} write(s) done"
         + (f", {len(outcome.stale)} stale object(s) skipped" if outcome.stale else "")
@@ -678,11 +759,25 @@ def apply_command(
         + f". Recorded in {path}."
     )
     for failure in outcome.failures:
-        click.echo(f"  failed: {failure['method']} {failure['path']}: {failure['message']}", err=True)
+        click.echo(f"  failed: {failure.method} {failure.path}: {printable(failure.message)}", err=True)
     for warning in outcome.warnings:
-        click.echo(f"  warning: {warning}", err=True)
+        click.echo(f"  warning: {printable(warning)}", err=True)
     if outcome.status in (Status.FAILED, Status.PARTIALLY_APPLIED):
         raise click.exceptions.Exit(ExitCode.ERROR)
+
+
+def confirm_apply() -> None:
+    """Ask for 'yes' on a terminal; refuse where nobody can answer."""
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "apply asks for 'yes' first, and nobody can answer here", hint="pass --auto-approve for a reviewed plan"
+        )
+    answer = click.prompt(
+        "Apply these writes to the live tenant? Only 'yes' is accepted", default="", show_default=False
+    )
+    if answer != "yes":
+        click.echo("Apply cancelled; nothing was written.")
+        raise click.exceptions.Exit(ExitCode.OK)
 
 
 @contextmanager
@@ -811,10 +906,14 @@ def demo(directory: Path | None, seed: str) -> None:
         click.secho(f"==> {text}", bold=True)
 
     step(f"Starting the built-in Graph emulator in process with the {seed!r} tenant.")
-    transport = httpx.ASGITransport(app=create_emulator(seed))
+    app = create_emulator(seed)
+    transport = httpx.ASGITransport(app=app)
     step(f"Creating a state repository in {directory}.")
-    store = StateRepo.open(directory, create=True, initial_files={CONFIG_FILE: DEFAULT_CONFIG_TEXT.encode()})
+    settings = demo_settings(app)
+    store = StateRepo.open(directory, create=True, initial_files={CONFIG_FILE: settings.encode()})
     config = load_config(store.root)
+    if config.break_glass:
+        click.echo(f"  {CONFIG_FILE} names the tenant's break-glass accounts: the lockout guard protects them.")
 
     def against_emulator(work: Callable[[GraphClient], Awaitable[T]]) -> T:
         async def go() -> T:
@@ -832,9 +931,10 @@ def demo(directory: Path | None, seed: str) -> None:
 
     step("Taking the first snapshot: reading every resource type and committing tenant-state/.")
     first = snapshot_once()
+    config = load_config(store.root)  # the first snapshot recorded the tenant id
     step("Making drift through Graph, as an administrator's mistakes would arrive:")
     for change in against_emulator(make_drift):
-        click.echo(f"  - {change.description}")
+        click.echo(f"  - {printable(change.description)}")
     step("Taking the second snapshot.")
     second = snapshot_once()
 
@@ -843,12 +943,13 @@ def demo(directory: Path | None, seed: str) -> None:
         click.echo(f"  {b.name}  commit {b.commit[:10]}  {sum(b.counts.values())} objects")
 
     step(f"What changed between the two backups, as git sees it (git diff {first.backup.name} {second.backup.name}):")
-    click.echo(store.diff_text(first.backup.name, second.backup.name))
+    click.echo(printable_lines(store.diff_text(first.backup.name, second.backup.name)))
 
     step(
         f"The difference report: the first backup against the live tenant (entra-gitops diff --backup {first.backup.id}):"
     )
-    before = backup_state(store, registry, first.backup)
+    source = backup_source(first.backup)
+    before = load_source(store, registry, source)
     after = against_emulator(lambda c: live_state(c, registry, tuple(registry)))
     report = difference_report(registry, before, after, backup_name=first.backup.name, against_name="the live tenant")
     click.echo(render_text(build_view(report, display_names(before, after)), colour=sys.stdout.isatty()), nl=False)
@@ -856,23 +957,23 @@ def demo(directory: Path | None, seed: str) -> None:
     step(
         f"Planning the recovery back to {first.backup.name} (entra-gitops plan --backup {first.backup.id} -o plan.json):"
     )
-    plan = build_plan(
-        registry,
-        report,
-        before,
-        after,
-        tool=f"entra-gitops {__version__}",
-        tenant=tenant_of(after, before),
-        backup_commit=first.backup.commit,
-        created=utc_now().isoformat().replace("+00:00", "Z"),
+    checked = against_emulator(
+        lambda c: make_plan(c, store, registry, config, source, ReportScope(), PlanOptions(), utc_now())
     )
-    plan_file = directory / "plan.json"
-    plan_file.write_text(json.dumps(plan_document(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    click.echo(render_plan_text(plan), nl=False)
+    plan = checked.plan
+    write_atomically(directory / "plan.json", plan_json(plan))
+    click.echo(render_plan_text(plan, checked.assessment), nl=False)
+    if checked.assessment.refusals:
+        raise unsafe(checked.assessment.refusals)
 
     step("Applying exactly that plan (entra-gitops apply plan.json --auto-approve):")
     with journal_for(store, plan) as journal:
-        outcome = against_emulator(lambda c: apply_plan(c, registry, plan, journal, before, verify_delay=0.2))
+
+        async def recover(client: GraphClient) -> ApplyOutcome:
+            ready = await check_for_apply(client, store, registry, config, plan, journal.last_events())
+            return await apply_plan(client, registry, ready.plan, journal, ready.source, ready.live, verify_delay=0.2)
+
+        outcome = against_emulator(recover)
         record_history(store, plan, outcome)
     written = len(outcome.written) + len(outcome.confirmed)
     click.echo(
@@ -884,6 +985,24 @@ def demo(directory: Path | None, seed: str) -> None:
     clean = difference_report(registry, before, now, backup_name=first.backup.name, against_name="the live tenant")
     click.echo(render_text(build_view(clean, display_names(before, now)), colour=sys.stdout.isatty()), nl=False)
     step(f"Done. Explore it yourself: cd {directory} && git log --stat && entra-gitops history")
+
+
+def demo_settings(app: Any) -> str:
+    """The demo repository's settings: the defaults, with the demo tenant's break-glass accounts named."""
+    accounts = sorted(
+        str(user.get("userPrincipalName"))
+        for user in app.tenant.all_objects(app.registry.get("user"))
+        if str(user.get("displayName", "")).startswith("Break Glass")
+    )
+    if not accounts:
+        return DEFAULT_CONFIG_TEXT
+    listed = "".join(f"  - {account}\n" for account in accounts)
+    return DEFAULT_CONFIG_TEXT + f"# The demo tenant's emergency access accounts.\nbreakGlass:\n{listed}"
+
+
+def printable_lines(text: str) -> str:
+    """Text of many lines with each line's tenant data escaped (git's own output keeps its line breaks)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,17 +10,15 @@ regard to case, `@odata.type` counts only when both sides state it, and inside c
 from __future__ import annotations
 
 import enum
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from entra_gitops.ids import fold_id, is_guid
 from entra_gitops.registry import PropertySpec, Registry, ResourceType, Scope
 from entra_gitops.state import Lifecycle, ObjectState, TenantState
-
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class ChangeKind(enum.Enum):
@@ -41,6 +39,7 @@ class Action(enum.Enum):
     DELETE = "delete"
     UPDATE = "update"
     RESTORE = "restore"
+    RECREATE = "recreate"
     NONE = "none"
 
 
@@ -66,6 +65,12 @@ BLOCKER_TEXT = {
     Blocker.NOT_IN_RECOVERY_SCOPE: "outside the recovery scope (for example a user-consented grant)",
     Blocker.COMES_BACK_WITH_RESTORE: "the linked object was soft-deleted: restoring it brings this link back",
     Blocker.TARGET_GONE: "the linked object was permanently deleted",
+}
+
+# The one place that knows whether Graph can give a relationship back; diff and plan both read it.
+RELATIONSHIP_BLOCKER_TEXT = {
+    Blocker.COMES_BACK_WITH_RESTORE: "an object it links was soft-deleted: restoring that object brings it back",
+    Blocker.TARGET_GONE: "an object it links was permanently deleted: Graph cannot re-create it",
 }
 
 
@@ -110,6 +115,15 @@ class ObjectChange:
     def recoverable(self) -> bool:
         return self.action is not Action.NONE
 
+    @property
+    def reason(self) -> str | None:
+        """Why the object itself cannot be recovered, in words (None when it can)."""
+        if self.blocker is None:
+            return None
+        if self.kind is ChangeKind.HARD_DELETED:
+            return RELATIONSHIP_BLOCKER_TEXT.get(self.blocker, BLOCKER_TEXT[self.blocker])
+        return BLOCKER_TEXT[self.blocker]
+
 
 @dataclass(frozen=True)
 class ReportScope:
@@ -134,6 +148,7 @@ class DifferenceReport:
     changes: tuple[ObjectChange, ...]
     compared: int
     counts: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: MappingProxyType({}))
+    note: str | None = None  # said first in every rendering: for example that the backup covers only some types
 
     @property
     def empty(self) -> bool:
@@ -156,7 +171,7 @@ def _same(a: Any, b: Any, nested: bool) -> bool:
     if a is None or b is None:
         return _blank(b if a is None else a, nested)
     if type(a) is str and type(b) is str:
-        return a == b or (len(a) == 36 and GUID.match(a) is not None and a.lower() == b.lower())
+        return a == b or (is_guid(a) and a.lower() == b.lower())
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         keys = set(a) | set(b)
         if "@odata.type" in keys and not ("@odata.type" in a and "@odata.type" in b):
@@ -167,7 +182,8 @@ def _same(a: Any, b: Any, nested: bool) -> bool:
     return a == b
 
 
-def _property_blocker(rtype: ResourceType, prop: PropertySpec, obj: ObjectState) -> Blocker | None:
+def property_blocker(rtype: ResourceType, prop: PropertySpec, obj: ObjectState) -> Blocker | None:
+    """Why recovery cannot write `prop` of `obj`; None when it can."""
     if prop.scope is not Scope.RECOVER:
         return Blocker.READ_ONLY if prop.read_only else Blocker.TRACK_SCOPE
     if rtype.is_synchronized(obj.data):
@@ -180,21 +196,36 @@ def _property_blocker(rtype: ResourceType, prop: PropertySpec, obj: ObjectState)
 
 
 def _ids(value: Any) -> set[str]:
-    return {str(v).lower() if GUID.match(str(v)) else str(v) for v in value or ()}
+    return {fold_id(str(v)) for v in value or ()}
 
 
-Whereabouts = Mapping[str, Lifecycle]
-"""Where each object id is now: active or soft-deleted; absent ids are gone."""
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where each object id is now (active or soft-deleted), and which types were read to know it."""
+
+    lifecycles: Mapping[str, Lifecycle]
+    read_types: frozenset[str]
+
+    @classmethod
+    def of(cls, state: TenantState) -> Whereabouts:
+        return cls(MappingProxyType({o.id: o.lifecycle for o in state}), state.types)
+
+    def get(self, object_id: str) -> Lifecycle | None:
+        return self.lifecycles.get(object_id)
+
+    def gone(self, object_id: str, types: tuple[str, ...]) -> bool:
+        """Absent from every type it may be: only then is it known to be gone, not merely unread."""
+        return object_id not in self.lifecycles and bool(types) and set(types) <= self.read_types
 
 
 def _link_changes(
     rtype: ResourceType, prop: PropertySpec, current: ObjectState, old: set[str], new: set[str], now: Whereabouts
 ) -> list[LinkChange]:
     """Added and removed ids of one link, split by why a removal may not need (or allow) a write."""
-    blocker = _property_blocker(rtype, prop, current)
+    blocker = property_blocker(rtype, prop, current)
     removed = sorted(old - new)
     restored_later = tuple(i for i in removed if now.get(i) is Lifecycle.SOFT_DELETED)
-    gone = tuple(i for i in removed if i not in now)
+    gone = tuple(i for i in removed if now.gone(i, prop.refs))
     plain = tuple(i for i in removed if i not in restored_later and i not in gone)
     changes = []
     if new - old or plain:
@@ -220,10 +251,14 @@ def compare_objects(
         if prop.link is not None:
             old, new = _ids(before), _ids(after)
             if old != new:
-                everywhere = now if now is not None else {i: Lifecycle.ACTIVE for i in old | new}
+                everywhere = (
+                    now
+                    if now is not None
+                    else Whereabouts(MappingProxyType({i: Lifecycle.ACTIVE for i in old | new}), frozenset())
+                )
                 links.extend(_link_changes(rtype, prop, current, old, new, everywhere))
         elif not _same(before, after, False):
-            properties.append(PropertyChange(prop.name, before, after, _property_blocker(rtype, prop, current)))
+            properties.append(PropertyChange(prop.name, before, after, property_blocker(rtype, prop, current)))
     return tuple(properties), tuple(links)
 
 
@@ -256,6 +291,9 @@ def _classify(
             return change(ChangeKind.CREATED, delete)
         return None  # deleted in both, or deleted now and absent from the backup: nothing to recover
     if current is None:
+        if rtype.recreate:
+            blocker = recreation_blocker(rtype, backup, now)
+            return change(ChangeKind.HARD_DELETED, Action.NONE if blocker else Action.RECREATE, blocker)
         return change(ChangeKind.HARD_DELETED, Action.NONE, Blocker.HARD_DELETED)
     if not is_active:
         props, links = compare_objects(rtype, backup, current, now)
@@ -274,6 +312,34 @@ def _classify(
         props,
         links,
     )
+
+
+def referenced_ids(rtype: ResourceType, obj: ObjectState) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(id, the types it may be) for every object a relationship names: its parent and its references."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    if rtype.parent is not None and isinstance(obj.data.get(rtype.parent.param), str):
+        found.append((fold_id(obj.data[rtype.parent.param]), (rtype.parent.type_name,)))
+    for prop in rtype.references:
+        if prop.link is None and isinstance(obj.data.get(prop.name), str):
+            found.append((fold_id(obj.data[prop.name]), prop.refs))
+    return tuple(dict.fromkeys(found))
+
+
+def recreation_blocker(rtype: ResourceType, backup: ObjectState, now: Whereabouts) -> Blocker | None:
+    """Why a relationship gone since the backup is not re-created; None when recovery creates it again.
+
+    A relationship whose principal or resource is soft-deleted comes back when that object is restored
+    (Microsoft: recovering a service principal recovers its app role assignments and grants), so
+    creating it as well would make a duplicate that Graph refuses.
+    """
+    if rtype.recover_when and not all(backup.data.get(k) == v for k, v in rtype.recover_when.items()):
+        return Blocker.NOT_IN_RECOVERY_SCOPE
+    references = referenced_ids(rtype, backup)
+    if any(now.get(i) is Lifecycle.SOFT_DELETED for i, _ in references):
+        return Blocker.COMES_BACK_WITH_RESTORE
+    if any(now.gone(i, types) for i, types in references):
+        return Blocker.TARGET_GONE
+    return None
 
 
 def _content(rtype: ResourceType, obj: ObjectState | None) -> str | None:
@@ -315,14 +381,15 @@ def difference_report(
     backup_name: str,
     against_name: str,
     scope: ReportScope = ReportScope(),
+    note: str | None = None,
 ) -> DifferenceReport:
     """Compare `backup` with `current` object by object within `scope` (types read by both)."""
     # Only types both sides read: a type missing on one side would look like mass creation or deletion.
     wanted_types = set(backup.types) & set(current.types)
     if scope.types:
         wanted_types &= set(scope.types)
-    wanted_ids = {i.lower() if GUID.match(i) else i for i in scope.ids}
-    now: dict[str, Lifecycle] = {o.id: o.lifecycle for o in current}
+    wanted_ids = {fold_id(i) for i in scope.ids}
+    now = Whereabouts.of(current)
     keys: Iterable[tuple[str, str]] = dict.fromkeys([*backup.objects, *current.objects])
     changes: list[ObjectChange] = []
     compared = 0
@@ -341,4 +408,4 @@ def difference_report(
     for c in changes:
         tally.setdefault(c.type_name, Counter())[c.kind.value] += 1
     counts = MappingProxyType({t: MappingProxyType(dict(sorted(k.items()))) for t, k in sorted(tally.items())})
-    return DifferenceReport(backup_name, against_name, scope, tuple(changes), compared, counts)
+    return DifferenceReport(backup_name, against_name, scope, tuple(changes), compared, counts, note)

@@ -207,8 +207,24 @@ class StateRepo:
 
     def dirty_state_files(self) -> list[str]:
         """Paths under tenant-state/ that differ from HEAD (edited, staged, or untracked)."""
-        status = self._git("status", "--porcelain", "-z", "--untracked-files=all", "--", STATE_DIR)
+        return self.dirty_files(STATE_DIR)
+
+    def dirty_files(self, *paths: str) -> list[str]:
+        """Paths under `paths` that differ from HEAD (edited, staged, or untracked)."""
+        status = self._git("status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
         return sorted(entry[3:] for entry in status.split("\0") if len(entry) > 3)
+
+    def types_present(self, rev: str, folders: Mapping[str, str]) -> frozenset[str]:
+        """The types (folder -> type name) with live objects at `rev`: a folder, or a singleton's file.
+
+        Soft-deleted files (tenant-state/deleted/) do not count: a desired state that keeps only those
+        still says "no live objects of this type", which is what the missing-folder guard asks about.
+        """
+        listing = self._git("ls-tree", "--name-only", "-z", "--full-tree", rev, "--", f"{STATE_DIR}/")
+        present = (
+            folders.get(p[len(STATE_DIR) + 1 :].removesuffix(".yaml")) for p in filter(None, listing.split("\0"))
+        )
+        return frozenset(name for name in present if name is not None)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -298,12 +314,20 @@ class StateRepo:
         return found
 
     def resolve_backup(self, backup_id: str) -> Backup:
-        """A backup by id (`20261121T230000Z`), tag name (`backup/…`) or `latest`."""
+        """A backup by id (`20261121T230000Z`), tag name (`backup/…`) or `latest` (the newest complete one)."""
         backups = self.backups()
         if not backups:
             raise RepositoryError(f"{self.root} has no backups yet", hint="run entra-gitops snapshot first")
         if backup_id == "latest":
-            return backups[0]
+            # The newest *complete* backup: a --type snapshot would compare only its types, silently.
+            complete = next((b for b in backups if b.complete), None)
+            if complete is None:
+                raise RepositoryError(
+                    f"{self.root} has no complete backup: the newest, {backups[0].id}, covers only "
+                    f"{', '.join(sorted(backups[0].counts)) or 'no types'}",
+                    hint=f"run a snapshot of every type, or name a backup with --backup {backups[0].id}",
+                )
+            return complete
         wanted = backup_id if backup_id.startswith(BACKUP_PREFIX) else BACKUP_PREFIX + backup_id
         for backup in backups:
             if backup.name == wanted:

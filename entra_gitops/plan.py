@@ -1,8 +1,9 @@
-"""The recovery plan: the ordered Graph writes that bring live objects back to a backup (pure).
+"""The recovery plan: the ordered steps that bring live objects back to a source (a backup or reviewed files) (pure).
 
 A plan is bound to what was reviewed: it records, for every object it touches, a fingerprint of the
-object as it was live when planned, and a checksum over the whole plan. `apply` executes exactly
-these writes, refusing objects whose fingerprint moved.
+object as it was live when planned, and a checksum over the whole plan. Each step names its kind,
+type, object and property changes; the Graph request is derived from those (steps.py), and `apply`
+derives it again and checks the step against the source before anything is sent.
 """
 
 from __future__ import annotations
@@ -11,47 +12,52 @@ import enum
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from entra_gitops.diff import BLOCKER_TEXT, Action, Blocker, DifferenceReport, ObjectChange, ReportScope
 from entra_gitops.normalize import REDACTED
 from entra_gitops.registry import PropertySpec, Registry, ResourceType, thaw
-from entra_gitops.state import ObjectState, TenantState
+from entra_gitops.state import Lifecycle, ObjectState, TenantState
+from entra_gitops.steps import (
+    IRREVERSIBLE,
+    STEP_ORDER,
+    Request,
+    Step,
+    StepError,
+    Write,
+    derive_request,
+    keyed_item,
+    target_value,
+)
 
-PLAN_FORMAT = "entra-gitops.plan/1"
+PLAN_FORMAT = "entra-gitops.plan/2"
 ABSENT = "absent"
 
 
-class Step(enum.Enum):
-    """One kind of write, in the order a plan runs them: objects exist before anything links to them."""
+class SourceKind(enum.Enum):
+    """What a plan recovers to: a backup tag, or the files of a reviewed commit (desired state)."""
 
-    RESTORE = "restore"
-    CREATE = "create"
-    UPDATE = "update"
-    ACTION = "action"
-    ADD_LINK = "addLink"
-    REMOVE_LINK = "removeLink"
-    SOFT_DELETE = "softDelete"
-    DELETE = "delete"
-
-
-STEP_ORDER = {step: rank for rank, step in enumerate(Step)}
+    BACKUP = "backup"
+    DESIRED = "desired"
 
 
 @dataclass(frozen=True)
-class Write:
-    """One Graph request of a plan, with the object it is for and what it changes."""
+class PlanOptions:
+    """Choices made when planning that change what the plan may contain; recorded in it, shown to reviewers."""
 
-    step: Step
+    allow_delete: bool = False
+    allow_empty: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProtectedObject:
+    """An object no write may touch without --force, as an id resolved when the plan was made."""
+
     type_name: str
     object_id: str
-    display: str | None
-    method: str
-    path: str
-    body: Any
-    changes: tuple[tuple[str, Any, Any], ...] = ()  # (property, now, after the write)
-    fingerprint: str = ABSENT
+    label: str
+    via: str  # how the setting named it, in words
 
 
 @dataclass(frozen=True)
@@ -70,17 +76,27 @@ class Plan:
 
     tool: str
     tenant: str | None
-    backup: str
+    backup: str  # the source's label: a backup tag, or the reference given to --desired
     backup_commit: str
     scope: ReportScope
     writes: tuple[Write, ...]
     skipped: tuple[Skipped, ...] = ()
     created: str = ""
     checksum: str = field(default="", compare=False)
+    kind: SourceKind = SourceKind.BACKUP
+    options: PlanOptions = PlanOptions()
+    protected: tuple[ProtectedObject, ...] = ()
+    break_glass: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not self.writes
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The types the plan writes, sorted."""
+        return tuple(sorted({w.type_name for w in self.writes}))
 
 
 def fingerprint(obj: ObjectState | None) -> str:
@@ -102,21 +118,6 @@ def holds_redaction(value: Any) -> bool:
     return False
 
 
-def _item_path(rtype: ResourceType, obj: ObjectState) -> str:
-    if rtype.singleton_path:
-        return rtype.singleton_path
-    assert rtype.item is not None
-    params = {"id": obj.id}
-    if rtype.parent is not None:
-        params[rtype.parent.param] = str(obj.data.get(rtype.parent.param, ""))
-    return rtype.item.format(**params)
-
-
-def _unset(prop: PropertySpec) -> Any:
-    """What PATCH sends to clear a property the backup did not have."""
-    return [] if prop.is_array else None
-
-
 def _recoverable_items(prop: PropertySpec, items: Any) -> dict[str, Mapping[str, Any]]:
     keyed = {str(i.get(prop.item_key)): i for i in items or () if isinstance(i, Mapping)}
     if prop.recover_items is None:
@@ -124,82 +125,133 @@ def _recoverable_items(prop: PropertySpec, items: Any) -> dict[str, Mapping[str,
     return {k: v for k, v in keyed.items() if k in prop.recover_items}
 
 
-class _Planner:
-    """Turns one report into writes, looking values up in the backup and current states."""
+def change_reason(change: ObjectChange) -> str:
+    """Why an object's differences are not written, in words."""
+    if change.blocker is not None:
+        return change.reason or BLOCKER_TEXT[change.blocker]
+    blockers = {p.blocker for p in change.properties if p.blocker} | {
+        link.blocker for link in change.links if link.blocker
+    }
+    return (
+        "; ".join(sorted(BLOCKER_TEXT[b] for b in blockers if isinstance(b, Blocker))) or "nothing recoverable differs"
+    )
 
-    def __init__(self, registry: Registry, backup: TenantState, current: TenantState, base_ref: str) -> None:
+
+class _Planner:
+    """Turns one report into steps, looking values up in the source and live states."""
+
+    def __init__(self, registry: Registry, source: TenantState, live: TenantState, options: PlanOptions) -> None:
         self.registry = registry
-        self.backup = backup
-        self.current = current
-        self.base_ref = base_ref
+        self.source = source
+        self.live = live
+        self.options = options
         self.writes: list[Write] = []
+        self.first: list[Write] = []  # soft-deletes that free a unique key a restore needs: they run first
         self.skipped: list[Skipped] = []
+        self.freeing: set[tuple[str, str]] = set()  # holders of a key a restore needs
+        self._holders: dict[tuple[str, str], dict[str, list[ObjectState]]] = {}
 
     def write(
         self,
         change: ObjectChange,
         step: Step,
-        method: str,
-        path: str,
-        body: Any = None,
         changes: tuple[tuple[str, Any, Any], ...] = (),
+        *,
+        link: str | None = None,
+        target: str | None = None,
+        item: str | None = None,
+        first: bool = False,
     ) -> None:
-        live = self.current.get(change.type_name, change.id)
-        self.writes.append(
-            Write(
-                step, change.type_name, change.id, change.display_name, method, path, body, changes, fingerprint(live)
-            )
-        )
+        was = self.source.get(change.type_name, change.id)
+        now = self.live.get(change.type_name, change.id)
+        draft = Write(
+            step, change.type_name, change.id, change.display_name, Request("", ""), changes, fingerprint(now), link,
+            target, item,
+        )  # fmt: skip
+        try:
+            request = derive_request(self.registry, draft, was, now)
+        except StepError as err:
+            self.skip(change, f"cannot be written: {err}")
+            return
+        (self.first if first else self.writes).append(replace(draft, request=request))
 
     def skip(self, change: ObjectChange, reason: str) -> None:
         self.skipped.append(Skipped(change.type_name, change.id, change.display_name, reason))
 
-    def plan(self, change: ObjectChange) -> None:
+    def holders(self, rtype: ResourceType, key: str, value: str) -> list[ObjectState]:
+        """Live objects of `rtype` whose unique key `key` is `value` (folded)."""
+        index = self._holders.get((rtype.name, key))
+        if index is None:
+            index = {}
+            unique = next(k for k in rtype.unique_keys if k.name == key)
+            for obj in self.live.of_type(rtype.name):
+                folded = unique.value_of(obj.data) if obj.lifecycle is Lifecycle.ACTIVE else None
+                if folded is not None:
+                    index.setdefault(folded, []).append(obj)
+            self._holders[(rtype.name, key)] = index
+        return index.get(value, [])
+
+    def plan(self, change: ObjectChange, soft_deleting: set[tuple[str, str]]) -> None:
         rtype = self.registry.get(change.type_name)
-        was = self.backup.get(change.type_name, change.id)
-        now = self.current.get(change.type_name, change.id)
+        was = self.source.get(change.type_name, change.id)
+        now = self.live.get(change.type_name, change.id)
         if change.action is Action.NONE:
-            if rtype.recreate and was is not None and now is None:
-                self.recreate(change, rtype, was)
-            else:
-                self.skip(change, change_reason(change))
-            return
-        if change.action is Action.RESTORE:
-            assert rtype.soft_delete is not None and now is not None
-            self.write(change, Step.RESTORE, "POST", rtype.soft_delete.restore_path.format(id=change.id))
-            self.update(change, rtype, was, now)
+            self.skip(change, change_reason(change))
+        elif change.action is Action.RESTORE:
+            assert was is not None and now is not None
+            if self.restorable(change, rtype, was, soft_deleting):
+                self.write(change, Step.RESTORE)
+                self.update(change, rtype, was)
         elif change.action is Action.SOFT_DELETE:
-            assert now is not None
-            self.write(change, Step.SOFT_DELETE, "DELETE", _item_path(rtype, now))
+            self.write(change, Step.SOFT_DELETE, first=(change.type_name, change.id) in self.freeing)
         elif change.action is Action.DELETE:
-            assert now is not None
-            if rtype.recreate:
-                self.write(change, Step.DELETE, "DELETE", _item_path(rtype, now))
+            if self.options.allow_delete:
+                self.write(change, Step.DELETE)
             else:
                 self.skip(
                     change,
-                    "created after the backup, and this type has no soft delete: entra-gitops never "
-                    "deletes permanently; delete it by hand if that is intended",
+                    "created after the backup, and this type has no soft delete: removing it cannot be undone; "
+                    "plan with --allow-delete to remove it",
                 )
+        elif change.action is Action.RECREATE:
+            self.write(change, Step.CREATE)
         elif change.action is Action.UPDATE:
-            assert was is not None and now is not None
-            self.update(change, rtype, was, now)
+            assert was is not None
+            self.update(change, rtype, was)
 
-    def recreate(self, change: ObjectChange, rtype: ResourceType, was: ObjectState) -> None:
-        """App role assignments and grants have no soft delete: recovery creates them again (a new id)."""
-        assert rtype.collection is not None
-        params = {rtype.parent.param: str(was.data.get(rtype.parent.param))} if rtype.parent else {}
-        body = {k: thaw(v) for k, v in was.data.items() if k not in rtype.server_generated and k != "id"}
-        if rtype.recover_when and not all(was.data.get(k) == v for k, v in rtype.recover_when.items()):
-            self.skip(change, "outside the recovery scope (for example a user-consented grant)")
-            return
-        self.write(change, Step.CREATE, "POST", rtype.collection.format(**params), body)
+    def restorable(
+        self, change: ObjectChange, rtype: ResourceType, was: ObjectState, soft_deleting: set[tuple[str, str]]
+    ) -> bool:
+        """Whether the object's unique keys are free, or freed by a soft-delete this plan runs first."""
+        for unique in rtype.unique_keys:
+            value = unique.value_of(was.data)
+            if value is None:
+                continue
+            for holder in self.holders(rtype, unique.name, value):
+                if holder.id == change.id:
+                    continue
+                name = holder.display(rtype.display) or holder.id
+                in_source = self.source.get(rtype.name, holder.id)
+                if in_source is not None and in_source.lifecycle is Lifecycle.ACTIVE:
+                    self.skip(
+                        change,
+                        f"not restored: its {unique.name} {value!r} is held by {rtype.name} {name!r} ({holder.id}), "
+                        "which the backup holds too; Graph refuses a restore while the key is taken: give one of "
+                        "them another value, then plan again",
+                    )
+                    return False
+                if (rtype.name, holder.id) not in soft_deleting:
+                    self.skip(
+                        change,
+                        f"not restored: its {unique.name} {value!r} is held by {rtype.name} {name!r} ({holder.id}), "
+                        "created after the backup; include that object in the plan, so its soft-delete frees the "
+                        "key first",
+                    )
+                    return False
+                self.freeing.add((rtype.name, holder.id))
+        return True
 
-    def update(self, change: ObjectChange, rtype: ResourceType, was: ObjectState | None, now: ObjectState) -> None:
-        if was is None:
-            return
-        path = _item_path(rtype, now)
-        body: dict[str, Any] = {}
+    def update(self, change: ObjectChange, rtype: ResourceType, was: ObjectState) -> None:
         diffs: list[tuple[str, Any, Any]] = []
         for prop in change.properties:
             spec = rtype.prop(prop.name)
@@ -209,96 +261,89 @@ class _Planner:
                 self.skip(change, f"{prop.name}: the backup holds a redacted value (it looked like a secret)")
                 continue
             if spec.write_action:
-                value = thaw(prop.before) if prop.before is not None else _unset(spec)
-                self.write(
-                    change,
-                    Step.ACTION,
-                    "POST",
-                    spec.write_action.format(id=change.id),
-                    {spec.name: value},
-                    ((spec.name, thaw(prop.after), value),),
-                )
+                value = target_value(spec, was)
+                self.write(change, Step.ACTION, ((spec.name, thaw(prop.after), value),))
             elif spec.item_key and rtype.singleton_path:
-                self.keyed_items(change, rtype, spec, prop.before, prop.after)
+                self.keyed_items(change, spec, prop.before, prop.after)
             else:
-                value = thaw(prop.before) if prop.before is not None else _unset(spec)
-                body[spec.name] = value
-                diffs.append((spec.name, thaw(prop.after), value))
-        if body:
-            if rtype.subtypes:
-                body = {"@odata.type": now.data.get("@odata.type"), **body}
-            self.write(change, Step.UPDATE, "PATCH", path, body, tuple(diffs))
+                diffs.append((spec.name, thaw(prop.after), target_value(spec, was)))
+        if diffs:
+            self.write(change, Step.UPDATE, tuple(diffs))
         for link in change.links:
             spec = rtype.prop(link.name)
             if link.blocker is not None or spec is None or spec.link is None:
                 continue
             for target in link.added:
-                self.write(
-                    change,
-                    Step.REMOVE_LINK,
-                    "DELETE",
-                    spec.link.remove_path.format(id=change.id, linkId=target),
-                    None,
-                    ((link.name, target, None),),
-                )
+                self.write(change, Step.REMOVE_LINK, ((link.name, target, None),), link=link.name, target=target)
             for target in link.removed:
-                reference = {"@odata.id": f"{self.base_ref}/directoryObjects/{target}"}
-                self.write(
-                    change,
-                    Step.ADD_LINK,
-                    "POST",
-                    spec.link.add_path.format(id=change.id),
-                    reference,
-                    ((link.name, None, target),),
-                )
+                self.write(change, Step.ADD_LINK, ((link.name, None, target),), link=link.name, target=target)
 
-    def keyed_items(
-        self, change: ObjectChange, rtype: ResourceType, spec: PropertySpec, before: Any, after: Any
-    ) -> None:
+    def keyed_items(self, change: ObjectChange, spec: PropertySpec, before: Any, after: Any) -> None:
         """A singleton's keyed configurations (authentication methods) are patched one by one."""
-        assert rtype.singleton_path is not None and spec.item_key is not None
         old, new = _recoverable_items(spec, before), _recoverable_items(spec, after)
+        was = self.source.get(change.type_name, change.id)
         for key, item in old.items():
             if thaw(item) == thaw(new.get(key)):
                 continue
-            body = {k: thaw(v) for k, v in item.items() if k != spec.item_key}
-            path = f"{rtype.singleton_path}/{spec.name}/{key}"
+            source_item = keyed_item(spec, was, key)
             self.write(
-                change, Step.UPDATE, "PATCH", path, body, ((f"{spec.name}[{key}]", thaw(new.get(key)), thaw(item)),)
+                change,
+                Step.UPDATE,
+                ((spec.name, thaw(new.get(key)), thaw(source_item)),),
+                item=key,
             )
-
-
-def change_reason(change: ObjectChange) -> str:
-    """Why an object's differences are not written, in words."""
-    if change.blocker is not None:
-        return BLOCKER_TEXT[change.blocker]
-    blockers = {p.blocker for p in change.properties if p.blocker} | {
-        link.blocker for link in change.links if link.blocker
-    }
-    return (
-        "; ".join(sorted(BLOCKER_TEXT[b] for b in blockers if isinstance(b, Blocker))) or "nothing recoverable differs"
-    )
 
 
 def build_plan(
     registry: Registry,
     report: DifferenceReport,
-    backup: TenantState,
-    current: TenantState,
+    source: TenantState,
+    live: TenantState,
     *,
     tool: str,
     tenant: str | None,
     backup_commit: str,
     created: str,
-    graph_base: str = "https://graph.microsoft.com/v1.0",
+    kind: SourceKind = SourceKind.BACKUP,
+    options: PlanOptions = PlanOptions(),
+    protected: tuple[ProtectedObject, ...] = (),
+    break_glass: tuple[str, ...] = (),
+    warnings: tuple[str, ...] = (),
 ) -> Plan:
-    """The writes that undo `report`'s recoverable changes, ordered restores-first, deletes-last."""
-    planner = _Planner(registry, backup, current, graph_base)
-    for change in report.changes:
-        planner.plan(change)
-    writes = tuple(sorted(planner.writes, key=lambda w: STEP_ORDER[w.step]))
-    plan = Plan(tool, tenant, report.backup, backup_commit, report.scope, writes, tuple(planner.skipped), created)
+    """The steps that undo `report`'s recoverable changes, ordered: key-freeing soft-deletes, restores, ... deletes."""
+    planner = _Planner(registry, source, live, options)
+    soft_deleting = {(c.type_name, c.id) for c in report.changes if c.action is Action.SOFT_DELETE}
+    # Restores first: they decide which soft-deletes must run before them.
+    ordered = sorted(report.changes, key=lambda c: c.action is not Action.RESTORE)
+    for change in ordered:
+        planner.plan(change, soft_deleting)
+    writes = tuple(planner.first) + tuple(sorted(planner.writes, key=lambda w: STEP_ORDER[w.step]))
+    skipped = tuple(sorted(planner.skipped, key=lambda s: (s.type_name, s.display or "", s.object_id)))
+    plan = Plan(
+        tool, tenant, report.backup, backup_commit, report.scope, writes, skipped, created, "", kind, options,
+        protected, break_glass, warnings,
+    )  # fmt: skip
     return with_checksum(plan)
+
+
+def _write_document(w: Write) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "step": w.step.value,
+        "type": w.type_name,
+        "id": w.object_id,
+        "displayName": w.display,
+        "method": w.method,
+        "path": w.path,
+        "body": w.body,
+        "changes": [{"name": n, "now": a, "after": b} for n, a, b in w.changes],
+        "fingerprint": w.fingerprint,
+    }
+    for name, value in (("link", w.link), ("target", w.target), ("item", w.item)):
+        if value is not None:
+            entry[name] = value
+    if w.step in IRREVERSIBLE:
+        entry["irreversible"] = True
+    return entry
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -307,23 +352,14 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "format": PLAN_FORMAT,
         "tool": plan.tool,
         "tenant": plan.tenant,
-        "backup": {"tag": plan.backup, "commit": plan.backup_commit},
+        "backup": {"tag": plan.backup, "commit": plan.backup_commit, "kind": plan.kind.value},
         "scope": {"types": list(plan.scope.types), "ids": list(plan.scope.ids)},
         "created": plan.created,
-        "writes": [
-            {
-                "step": w.step.value,
-                "type": w.type_name,
-                "id": w.object_id,
-                "displayName": w.display,
-                "method": w.method,
-                "path": w.path,
-                "body": w.body,
-                "changes": [{"name": n, "now": a, "after": b} for n, a, b in w.changes],
-                "fingerprint": w.fingerprint,
-            }
-            for w in plan.writes
-        ],
+        "options": {"allowDelete": plan.options.allow_delete, "allowEmpty": list(plan.options.allow_empty)},
+        "protected": [{"type": p.type_name, "id": p.object_id, "label": p.label, "via": p.via} for p in plan.protected],
+        "breakGlass": list(plan.break_glass),
+        "warnings": list(plan.warnings),
+        "writes": [_write_document(w) for w in plan.writes],
         "skipped": [
             {"type": s.type_name, "id": s.object_id, "displayName": s.display, "reason": s.reason} for s in plan.skipped
         ],
@@ -333,35 +369,42 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     return document
 
 
+def plan_json(plan: Plan) -> str:
+    """The plan file's text: the one serialisation every command writes."""
+    return json.dumps(plan_document(plan), indent=2, ensure_ascii=False) + "\n"
+
+
 def compute_checksum(document: Mapping[str, Any]) -> str:
-    """sha256 over the plan's canonical JSON, without its checksum."""
+    """sha256 over the plan's canonical JSON, without its checksum: it catches a changed file, not a forger."""
     content = {k: v for k, v in document.items() if k != "checksum"}
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def with_checksum(plan: Plan) -> Plan:
-    return Plan(**{**plan.__dict__, "checksum": compute_checksum(plan_document(plan))})
+    return replace(plan, checksum=compute_checksum(plan_document(plan)))
 
 
 def plan_from_document(document: Mapping[str, Any]) -> Plan:
-    """A Plan back from its file's JSON (the caller verifies the checksum first)."""
+    """A Plan back from its file's JSON (the caller validates the document and its checksum first)."""
     writes = tuple(
         Write(
             Step(w["step"]),
             w["type"],
             w["id"],
             w.get("displayName"),
-            w["method"],
-            w["path"],
-            w.get("body"),
+            Request(w["method"], w["path"], w.get("body")),
             tuple((c["name"], c.get("now"), c.get("after")) for c in w.get("changes", ())),
             w.get("fingerprint", ABSENT),
+            w.get("link"),
+            w.get("target"),
+            w.get("item"),
         )
         for w in document["writes"]
     )
     skipped = tuple(Skipped(s["type"], s["id"], s.get("displayName"), s["reason"]) for s in document.get("skipped", ()))
     scope = ReportScope(tuple(document["scope"]["types"]), tuple(document["scope"]["ids"]))
+    options = document.get("options") or {}
     return Plan(
         document["tool"],
         document.get("tenant"),
@@ -372,4 +415,9 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
         skipped,
         document.get("created", ""),
         document.get("checksum", ""),
+        SourceKind(document["backup"].get("kind", "backup")),
+        PlanOptions(bool(options.get("allowDelete")), tuple(options.get("allowEmpty") or ())),
+        tuple(ProtectedObject(p["type"], p["id"], p["label"], p["via"]) for p in document.get("protected", ())),
+        tuple(document.get("breakGlass", ())),
+        tuple(document.get("warnings", ())),
     )

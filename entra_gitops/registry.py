@@ -57,6 +57,7 @@ class PropertySpec:
     recover_items: tuple[str, ...] | None
     is_array: bool
     schema: Mapping[str, Any]
+    refs: tuple[str, ...] = ()  # the types whose ids this property holds (x-entra-ref)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,21 @@ class SoftDeleteSpec:
     list_path: str
     item_path: str
     restore_path: str
+
+
+@dataclass(frozen=True)
+class UniqueKey:
+    """A property no two live objects of a type may share (a restore fails while another object holds it)."""
+
+    name: str
+    when: Mapping[str, Any]
+
+    def value_of(self, obj: Mapping[str, Any]) -> str | None:
+        """The key's value, folded as Graph compares it; None when the object holds none or the key does not apply."""
+        value = obj.get(self.name)
+        if not isinstance(value, str) or not value or not _matches(obj, self.when, vacuous=True):
+            return None
+        return value.lower()
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,7 @@ class ResourceType:
     recreate: bool
     properties: tuple[PropertySpec, ...]
     schema_path: Path
+    unique_keys: tuple[UniqueKey, ...] = ()
 
     @functools.cached_property
     def _by_name(self) -> Mapping[str, PropertySpec]:
@@ -131,6 +148,19 @@ class ResourceType:
         return path
 
     @property
+    def references(self) -> tuple[PropertySpec, ...]:
+        """Top-level properties and links that hold other objects' ids."""
+        return tuple(p for p in self.properties if p.refs)
+
+    @property
+    def referenced_types(self) -> frozenset[str]:
+        """Every type whose ids this type's objects may hold, its parent's included."""
+        names = {name for p in self.references for name in p.refs}
+        if self.parent is not None:
+            names.add(self.parent.type_name)
+        return frozenset(names)
+
+    @property
     def is_directory_object(self) -> bool:
         """True for types whose soft-deleted objects live in `directory/deletedItems`."""
         return self.soft_delete is not None and self.soft_delete.list_path.startswith("directory/")
@@ -144,8 +174,10 @@ class ResourceType:
         return _matches(obj, self.read_only_when)
 
 
-def _matches(obj: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
-    return bool(condition) and all(obj.get(k) == v for k, v in condition.items())
+def _matches(obj: Mapping[str, Any], condition: Mapping[str, Any], *, vacuous: bool = False) -> bool:
+    if not condition:
+        return vacuous
+    return all(obj.get(k) == v for k, v in condition.items())
 
 
 class Registry:
@@ -238,6 +270,7 @@ def _property(name: str, raw: Mapping[str, Any], where: str) -> PropertySpec:
         recover_items=tuple(raw["x-entra-recover-items"]) if "x-entra-recover-items" in raw else None,
         is_array="array" in types,
         schema=freeze(raw),
+        refs=tuple(raw.get("x-entra-ref") or (raw.get("items") or {}).get("x-entra-ref") or ()),
     )
 
 
@@ -273,6 +306,7 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             recreate=bool(graph.get("recreate", False)),
             properties=tuple(_property(n, p, where) for n, p in raw["properties"].items()),
             schema_path=path,
+            unique_keys=tuple(UniqueKey(k["property"], freeze(k.get("when", {}))) for k in graph.get("uniqueKeys", ())),
         )
     except KeyError as missing:
         raise SchemaError(f"{where}: missing required annotation {missing}") from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from entra_gitops import __version__
-from entra_gitops.config import Config
+from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, set_tenant_id
 from entra_gitops.errors import EntraGitopsError
 from entra_gitops.gitstore import (
     Backup,
@@ -22,15 +22,16 @@ from entra_gitops.gitstore import (
     parse_backup,
 )
 from entra_gitops.graph.client import GraphClient, GraphStats
-from entra_gitops.graph.reader import Progress, read_tenant
+from entra_gitops.graph.reader import Progress, read_tenant, read_tenant_id
 from entra_gitops.layout import locate, render_files, type_prefixes
 from entra_gitops.normalize import Redaction, normalize_read
 from entra_gitops.registry import Registry, ResourceType
 from entra_gitops.state import Lifecycle, TenantState
+from entra_gitops.tenant import check_tenant, expected_tenant
 
 
 class IncompleteReadError(EntraGitopsError):
-    """A read that looks like a failure (a type suddenly empty), so no backup is made from it."""
+    """A read that looks like a failure (a type suddenly empty, or shrunk past the guard), so no backup is made."""
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,43 @@ class SnapshotOutcome:
     seconds: Mapping[str, float]
 
 
-def check_not_suddenly_empty(previous: Backup | None, counts: Mapping[str, int], guard: int) -> None:
-    """Refuse a read in which a type that had at least `guard` objects came back with none."""
+def suspect_shrinks(
+    previous: Backup | None,
+    counts: Mapping[str, int],
+    deleted: Mapping[str, int],
+    config: Config,
+    accepted: frozenset[str] = frozenset(),
+) -> tuple[str, ...]:
+    """Types whose live objects fell suspiciously against the last complete backup, each in words.
+
+    A type that had at least `emptyReadGuard` objects and now reads as empty, or shrinks by more than
+    `shrinkGuard`, is more likely a lost page or a filter bug than a deletion; committing it as a backup
+    would make the next plan delete everything that read missed.
+    """
     if previous is None:
-        return
-    for type_name, count in counts.items():
+        return ()
+    found = []
+    for type_name, count in sorted(counts.items()):
         had = previous.counts.get(type_name, 0)
-        if count == 0 and had >= guard:
-            raise IncompleteReadError(
-                f"Graph returned no {type_name} objects, but backup {previous.id} had {had}; "
-                "treating this as a failed read, not a mass deletion: no commit and no backup were made",
-                hint="check the app's Graph permissions; if the objects really are gone, lower emptyReadGuard in entra-gitops.yaml",
-            )
+        if type_name in accepted or had < max(config.empty_read_guard, 1):
+            continue
+        if count == 0 or count < had * (1 - config.shrink_guard):
+            more_deleted = deleted.get(type_name, 0) - previous.deleted.get(type_name, 0)
+            note = f"; {more_deleted} more are in deleted items than then" if more_deleted > 0 else ""
+            found.append(f"{type_name}: {count} read, backup {previous.id} had {had} (-{1 - count / had:.0%}){note}")
+    return tuple(found)
+
+
+def check_read(previous: Backup | None, state: TenantState, config: Config, accepted: frozenset[str]) -> None:
+    """Refuse a read that looks truncated: no commit, no tag, the counts in the message."""
+    found = suspect_shrinks(previous, state.counts(), deleted_counts(state), config, accepted)
+    if found:
+        raise IncompleteReadError(
+            f"suspect read, so no commit and no backup were made: {'; '.join(found)}. A lost page or a wrong "
+            "filter looks like this; so does a mass deletion, whose backup would make the next plan keep it",
+            hint="check the app's Graph permissions and run again; if the objects really are gone, take the "
+            f"snapshot with --accept-shrink {found[0].split(':')[0]} (shrinkGuard and emptyReadGuard in {CONFIG_FILE})",
+        )
 
 
 def changes_by_type(registry: Registry, change: TreeChange) -> Mapping[str, tuple[int, int, int]]:
@@ -91,9 +117,17 @@ def pruned_backups(backups: list[Backup], keep: int) -> list[str]:
     return [b.name for b in newest_first if b.time < cutoff]
 
 
-def _tenant_id(state: TenantState, config: Config) -> str | None:
-    organization = state.of_type("organization")
-    return organization[0].id if organization else config.tenant_id
+def _record_tenant(store: StateRepo, files: dict[str, bytes], change: TreeChange, tenant: str) -> TreeChange:
+    """Add tenantId to entra-gitops.yaml in the snapshot's own commit."""
+    path = store.root / CONFIG_FILE
+    current = path.read_bytes() if path.is_file() else DEFAULT_CONFIG_TEXT.encode()
+    updated = set_tenant_id(current, tenant, str(path))
+    if path.is_file() and updated == current:
+        return change
+    files[CONFIG_FILE] = updated
+    if path.is_file():
+        return change._replace(modified=(*change.modified, CONFIG_FILE))
+    return change._replace(added=(*change.added, CONFIG_FILE))
 
 
 def _free_name(store: StateRepo, moment: dt.datetime) -> str:
@@ -114,8 +148,9 @@ async def take_snapshot(
     config: Config,
     now: dt.datetime,
     progress: Progress | None = None,
+    accept_shrink: frozenset[str] = frozenset(),
 ) -> SnapshotOutcome:
-    """Read, normalize, commit and tag; nothing is written unless every read succeeded."""
+    """Check the tenant, read, normalize, commit and tag; nothing is written unless every read succeeded."""
     dirty = store.dirty_state_files()
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
@@ -129,25 +164,34 @@ async def take_snapshot(
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
+    backups = store.backups()
+    tenant = await read_tenant_id(client)
+    check_tenant(*expected_tenant(config, backups), tenant, client.base_url)
     read = await read_tenant(client, registry, types, progress)
     read_seconds = lap()
     normalized = normalize_read(registry, read)
     state = normalized.state
     counts = state.counts()
-    previous = next((b for b in store.backups() if b.complete), None)
-    check_not_suddenly_empty(previous, counts, config.empty_read_guard)
+    previous = next((b for b in backups if b.complete), None)
+    check_read(previous, state, config, accept_shrink)
 
     files = render_files(registry, state)
     render_seconds = lap()
     change = store.tree_change(files, type_prefixes(types))
     by_type = changes_by_type(registry, change)
+    message = commit_message(by_type, counts)
+    if config.tenant_id is None and not store.dirty_files(CONFIG_FILE):
+        # The first snapshot records the tenant it read, so later runs refuse any other one.
+        recorded = _record_tenant(store, files, change, tenant)
+        if recorded != change:
+            change, message = recorded, message + f"\n{CONFIG_FILE}: tenantId {tenant} recorded\n"
     commit = store.head
     if not change.empty:
-        commit = store.commit_change(files, change, commit_message(by_type, counts), now)
+        commit = store.commit_change(files, change, message, now)
     assert commit is not None
     name = _free_name(store, now)
     record = {
-        "tenant": _tenant_id(state, config),
+        "tenant": tenant,
         "tool": f"entra-gitops {__version__}",
         "complete": {t.name for t in types} == set(registry.names),
         "types": sorted(t.name for t in types),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import jsonschema
@@ -25,6 +26,7 @@ class Problem(NamedTuple):
     line: int
     column: int
     message: str
+    missing: tuple[str, ...] | None = None  # a required property's path, while problems are gathered
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
@@ -91,8 +93,52 @@ def check_file(registry: Registry, path: str, content: bytes) -> Iterator[Proble
 
 def _schema_problems(rtype: ResourceType, path: str, content: bytes, data: Any) -> Iterator[Problem]:
     validator = _validator(str(rtype.schema_path))
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    suggested: set[tuple[str, ...]] = set()  # (path..., property) a typo's suggestion already explains
+    problems: list[Problem] = []
+    for error in errors:
         location = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            # A typo in a key (`stat` for `state`) must not pass as an unknown extra: name it and the fix.
+            known = list((error.schema.get("properties") or {}).keys())
+            for key in sorted(set(error.instance) - set(known)):
+                line, column = _position(content, [*location, key])
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                if close:
+                    suggested.add((*map(str, location), close[0]))
+                field = "/".join(map(str, [*location, key]))
+                problems.append(
+                    Problem(path, line, column, f"{field}: unknown property {key!r} for {rtype.name}{hint}")
+                )
+            continue
         line, column = _position(content, location)
         field = "/".join(map(str, location)) or "(object)"
-        yield Problem(path, line, column, f"{field}: {error.message}")
+        problems.append(Problem(path, line, column, f"{field}: {error.message}", _missing(error)))
+    for problem in sorted(problems, key=lambda p: (p.line, p.column)):
+        if problem.missing is None or problem.missing not in suggested:
+            yield problem._replace(missing=None)
+
+
+def _missing(error: jsonschema.ValidationError) -> tuple[str, ...] | None:
+    """For a missing required property, its path: a typo's suggestion may already name it."""
+    if error.validator != "required" or not isinstance(error.instance, Mapping):
+        return None
+    wanted = [name for name in error.validator_value if name not in error.instance]
+    return (*map(str, error.absolute_path), wanted[0]) if len(wanted) == 1 else None
+
+
+def check_files(registry: Registry, files: Mapping[str, bytes], paths: Iterable[str] | None = None) -> list[Problem]:
+    """Every problem in the state files of a tree (only `paths` when given): what `validate` reports."""
+    chosen = files if paths is None else {p: files[p] for p in paths if p in files}
+    return [
+        problem
+        for path, content in sorted(chosen.items())
+        if locate_or_none(registry, path)
+        for problem in check_file(registry, path, content)
+    ]
+
+
+def locate_or_none(registry: Registry, path: str) -> bool:
+    """Whether a tree path is a state file at all (other files in tenant-state/, a README, are not checked)."""
+    return locate(registry, path) is not None

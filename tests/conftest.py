@@ -246,3 +246,12 @@ def take_snapshot_of(app: Emulator, store: Any, when: Any, config: Any = None, t
             await client.aclose()
 
     return run(go())
+
+
+@functools.cache
+def demo_state() -> Any:
+    """The demo tenant as the product reads it (every type, through the real client): one immutable value."""
+    from entra_gitops.sources import live_state
+
+    registry = default_registry()
+    return with_graph(Emulator(demo_tenant()), lambda client: live_state(client, registry, tuple(registry)))

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import SyncGraph, take_snapshot_of
+from conftest import SyncGraph, demo_seed, take_snapshot_of
 
 from entra_gitops import __version__
 from entra_gitops.cli import cli
@@ -32,7 +32,7 @@ from entra_gitops.gitstore import StateRepo
 from entra_gitops.permissions import Job, markdown_table
 from entra_gitops.registry import default_registry
 
-TENANT = "8d3b6f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+TENANT = demo_seed()["organization"][0]["id"]  # the workflows run against the demo tenant
 READ_APP = "11111111-2222-4333-8444-555555555555"
 APPLY_APP = "66666666-7777-4888-8999-aaaaaaaaaaaa"
 WORKFLOWS = (
@@ -674,7 +674,7 @@ def test_a_recovery_pull_request_is_planned_reviewed_and_applied(tmp_path: Path,
     assert out["target"]["backup"] == "" and out["target"]["desired"] == edit_head
     assert "Desired" in runner.last_body()
     desired_plan = json.loads((edit_work / "plan.json").read_text())
-    assert desired_plan["backup"] == {"tag": edit_head, "commit": edit_head}
+    assert desired_plan["backup"] == {"tag": edit_head, "commit": edit_head, "kind": "desired"}
     assert [w["body"] for w in desired_plan["writes"]] == [{"department": "Desired"}]
 
     # Apply: the review job summarises the plan; the apply job checks the checksum, applies, pushes history.

@@ -26,10 +26,10 @@ import pytest
 from conftest import ENTRA_GITOPS, demo_seed, serve_emulator
 from test_snapshot import KEY_MATERIAL, PASSWORD, SECRET_TEXT, STRAY, secret_seed
 
-from entra_gitops.apply import Journal
+from entra_gitops.apply import Journal, JournalEvent
 from entra_gitops.lock import exclusive
 from entra_gitops.normalize import REDACTED
-from entra_gitops.plan import Step, Write, compute_checksum
+from entra_gitops.plan import Request, Step, Write, compute_checksum
 
 emulator = contextlib.contextmanager(serve_emulator)
 
@@ -122,11 +122,11 @@ def live(url: str) -> Iterator[Live]:
         graph.close()
 
 
-def plan(repo: Path, url: str, *extra: str, name: str = "plan.json") -> tuple[Path, dict[str, Any]]:
-    """`entra-gitops plan -o`: the plan file and its JSON."""
+def plan(repo: Path, url: str, *extra: str, name: str = "plan.json", code: int = 0) -> tuple[Path, dict[str, Any]]:
+    """`entra-gitops plan -o`: the plan file and its JSON (`code` 3 for a plan saved but refused as unsafe)."""
     path = repo.parent / name
     result = cli("plan", "--repo", repo, "--graph-url", url, "-o", path, *extra)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == code, result.stdout + result.stderr
     return path, json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -231,7 +231,7 @@ def test_every_recovery_action_end_to_end(repo: Path, served_emulator: str) -> N
         graph.write("PATCH", SMS, {"@odata.type": SMS_TYPE, "state": "enabled" if sms == "disabled" else "disabled"})
 
         plan_file, document = plan(repo, url)
-        assert document["format"] == "entra-gitops.plan/1" and document["tool"].startswith("entra-gitops ")
+        assert document["format"] == "entra-gitops.plan/2" and document["tool"].startswith("entra-gitops ")
         assert document["tenant"] == SEED["organization"][0]["id"]
         assert document["backup"]["tag"].startswith("backup/") and len(document["backup"]["commit"]) == 40
         assert document["scope"] == {"types": [], "ids": []}
@@ -458,7 +458,7 @@ def test_tampered_foreign_and_other_tenant_plans_are_refused(repo: Path, served_
         (repo.parent / "foreign.json").write_text(json.dumps(foreign), encoding="utf-8")
         result = apply(repo, url, repo.parent / "foreign.json")
         assert result.returncode == 1
-        assert "plan format 'entra-gitops.plan/99' is not 'entra-gitops.plan/1'" in result.stderr
+        assert "plan format 'entra-gitops.plan/99' is not 'entra-gitops.plan/2'" in result.stderr
 
         elsewhere = {**document, "tenant": "00000000-0000-0000-0000-00000000beef"}
         elsewhere["checksum"] = compute_checksum(elsewhere)
@@ -516,19 +516,22 @@ def test_thresholds_and_protected_objects_are_refused_unless_forced(repo: Path, 
         config.write_text(config.read_text() + f"protected:\n  - type: user\n    id: {BREAK_GLASS}\n", encoding="utf-8")
         git(repo, "commit", "-q", "-am", "Protect the break-glass account")
 
-        plan_file, _ = plan(repo, url, *PEOPLE)
+        plan_file, _ = plan(repo, url, *PEOPLE, code=3)
         shown = cli("plan", "--repo", repo, "--graph-url", url, *PEOPLE)
-        assert "Unsafe (apply refuses this plan unless --force)" in shown.stdout
-        one_file, one = plan(repo, url, "--id", BREAK_GLASS, "--type", "user", name="one.json")
+        assert (
+            shown.returncode == 3 and "Unsafe (refused, exit 3; the flag in brackets takes it anyway)" in shown.stdout
+        )
+        one_file, one = plan(repo, url, "--id", BREAK_GLASS, "--type", "user", name="one.json", code=3)
         assert [w["id"] for w in one["writes"]] == [BREAK_GLASS]
 
         refused = apply(repo, url, plan_file)
         assert refused.returncode == 3, refused.stdout + refused.stderr
-        assert "the plan changes 13 of 31 user objects (42%), more than the 30% threshold" in refused.stderr
+        assert "the plan changes or removes 13 of the 31 user objects live (42%), more than the 30%" in refused.stderr
         protected = apply(repo, url, one_file)
         assert protected.returncode == 3, protected.stdout + protected.stderr
         assert (
-            "user 'Break Glass Admin 01' is protected (listed under protected in entra-gitops.yaml" in protected.stderr
+            f"user 'Break Glass Admin 01' ({BREAK_GLASS}) is protected: listed under protected in entra-gitops.yaml"
+            in protected.stderr
         )
         assert all(graph.user(u)["department"] == "Reorganised" for u in movers)
         assert graph.user(BREAK_GLASS)["jobTitle"] == "Someone's account now"
@@ -778,17 +781,19 @@ def test_no_secret_reaches_the_plan_journal_or_history(tmp_path: Path) -> None:
 
 def test_a_journal_line_cut_by_a_crash_does_not_swallow_the_next_entry(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    write = Write(Step.UPDATE, "user", KARI, "Kari Nordmann", "PATCH", f"users/{KARI}", {"department": "Finance"})
+    write = Write(
+        Step.UPDATE, "user", KARI, "Kari Nordmann", Request("PATCH", f"users/{KARI}", {"department": "Finance"})
+    )
     first = Journal(path)
-    first.record(0, "sent", write)
+    first.record(0, JournalEvent.SENT, write)
     first.close()
     with path.open("a", encoding="utf-8") as crashed:
         crashed.write('{"write": 0, "event": "do')  # the process died inside this line
     second = Journal(path)
-    assert second.last_events() == {0: "sent"}  # the cut result stays in doubt
-    second.record(0, "confirmed", write)
+    assert second.last_events() == {0: JournalEvent.SENT}  # the cut result stays in doubt
+    second.record(0, JournalEvent.CONFIRMED, write)
     second.close()
-    assert Journal(path).last_events() == {0: "confirmed"}
+    assert Journal(path).last_events() == {0: JournalEvent.CONFIRMED}
 
 
 def test_an_apply_that_died_before_its_history_record_gets_one_on_rerun(repo: Path, served_emulator: str) -> None:

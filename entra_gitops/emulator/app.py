@@ -107,7 +107,9 @@ class Emulator:
             await asyncio.sleep(self.latency)
         request_id = new_request_id()
         client_request_id = headers.get("client-request-id")
-        path = scope["path"]
+        # Route on the path as sent: a percent-encoded "/" inside an id must stay inside its segment.
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1").partition("?")[0] if raw else scope["path"]
         if not path.startswith(API_PREFIX):
             reply = self._error(
                 GraphFault(404, "NotFound", f"Only {API_PREFIX} is served here."), client_request_id, request_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from entra_gitops.registry import PropertySpec, Registry, ResourceType
 
@@ -113,10 +114,11 @@ class RouteTable:
             shared.setdefault((Op.RESTORE, _regex(rtype.soft_delete.restore_path)), []).append(rtype)
 
     def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route of a path as sent (percent-encoded), with its parameters decoded."""
         for route in self.routes:
             found = route.pattern.match(path)
             if found:
-                return route, found.groupdict()
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}
         return None
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -24,11 +25,14 @@ def require_loopback(host: str) -> None:
         raise ConfigError(f"--host {host!r} is not a loopback address", hint="use 127.0.0.1, ::1 or localhost")
 
 
-def serve(app: Emulator, host: str, port: int, on_ready: Callable[[str], None]) -> None:
-    """Run until interrupted; `on_ready` receives the Graph base URL once the socket listens."""
+def serve(
+    app: Emulator, host: str, port: int, on_ready: Callable[[str], None], server: uvicorn.Server | None = None
+) -> None:
+    """Run until interrupted (or `server.should_exit`); `on_ready` receives the Graph base URL once it listens."""
     require_loopback(host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
+    server = server or uvicorn.Server(config)
+    server.config = config
 
     async def run() -> None:
         task = asyncio.create_task(server.serve())
@@ -58,3 +62,25 @@ def serve_in_background(app: Emulator, host: str = "127.0.0.1", port: int = 0, t
     if not ready.wait(timeout):
         raise ConfigError(f"the emulator did not start listening on {host} within {timeout:.0f} s")
     return found[0]
+
+
+@contextlib.contextmanager
+def serving(app: Emulator, host: str = "127.0.0.1", timeout: float = 60.0) -> Iterator[str]:
+    """Serve from a thread for the duration of the block (tests): the Graph base URL, and a clean stop after."""
+    ready = threading.Event()
+    found: list[str] = []
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off"))
+
+    def on_ready(url: str) -> None:
+        found.append(url)
+        ready.set()
+
+    thread = threading.Thread(target=serve, args=(app, host, 0, on_ready, server), daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(timeout):
+            raise ConfigError(f"the emulator did not start listening on {host} within {timeout:.0f} s")
+        yield found[0]
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

@@ -10,6 +10,7 @@ from typing import Any
 
 from entra_gitops.errors import GraphError
 from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, GraphResponse, GraphStats
+from entra_gitops.ids import graph_path
 from entra_gitops.registry import PropertySpec, Registry, ResourceType
 
 PAGE_SIZE = 999
@@ -32,7 +33,7 @@ class TenantRead:
 
 
 def _fill(template: str, **values: str) -> str:
-    return template.format(**values)
+    return graph_path(template, **values)
 
 
 class _Reader:
@@ -134,6 +135,18 @@ class _Reader:
                 self.progress(label, len(row.get(f"{name}@delta", ())))
             url = page.get("@odata.nextLink")
         return {owner: list(ids) for owner, ids in members.items()}
+
+
+async def read_tenant_id(client: GraphClient) -> str:
+    """The id of the tenant Graph answers for: its one organization object."""
+    organizations = await client.list_all("organization", {"$select": "id"})
+    ids = [o.get("id") for o in organizations if isinstance(o.get("id"), str)]
+    if len(ids) != 1:
+        raise GraphError(
+            f"cannot tell which tenant Graph at {client.base_url} is: organization returned {len(ids)} objects",
+            hint="the app needs Organization.Read.All or Directory.Read.All",
+        )
+    return ids[0]
 
 
 def batch_error(answer: GraphResponse, path: str) -> GraphError:

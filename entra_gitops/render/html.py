@@ -22,6 +22,7 @@ from typing import Any
 
 from entra_gitops.diff import Action
 from entra_gitops.render.view import KIND_ORDER, LinkRow, ObjectRow, PropertyRow, ReportView
+from entra_gitops.textsafe import json_safe, printable
 
 NONE_TEXT = "(none)"  # what format_value shows for an absent value
 
@@ -285,8 +286,9 @@ def _header(view: ReportView) -> str:
     if view.rows:
         meta.append(("Recoverable", f"{view.recoverable} of {_plural(len(view.rows), 'changed object')}"))
     items = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in meta)
+    note = f'<p class="note" id="note">{_e(view.note)}</p>\n' if view.note else ""
     return (
-        '<header class="report-head">\n<h1>Entra difference report</h1>\n'
+        f'<header class="report-head">\n{note}<h1>Entra difference report</h1>\n'
         '<div class="compare">'
         f'<div class="side" id="before"><span class="k">Before</span><span class="v">{_e(view.backup)}</span></div>'
         '<span class="arrow" aria-hidden="true">→</span>'
@@ -471,7 +473,7 @@ def _structured(value: Any) -> bool:
 def _side_by_side(p: PropertyRow) -> tuple[str, str]:
     """Both values as cells: plain text for scalars, indented JSON with the differing lines marked."""
     if not (_structured(p.before_value) or _structured(p.after_value)):
-        return _scalar(p.before), _scalar(p.after)
+        return _scalar(p.before, p.before_value), _scalar(p.after, p.after_value)
     old, new = _json_lines(p.before), _json_lines(p.after)
     old_marks, new_marks = [""] * len(old), [""] * len(new)
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
@@ -489,7 +491,8 @@ def _json_lines(text: str) -> list[str]:
         return text.splitlines() or [text]
     if not isinstance(value, dict | list):
         return [text]
-    return json.dumps(value, indent=2, ensure_ascii=False).splitlines()
+    # json.loads gave raw controls back; escaped again, no value on the page can carry one.
+    return json_safe(json.dumps(value, indent=2, ensure_ascii=False)).splitlines()
 
 
 def _pre(lines: Sequence[str], marks: Sequence[str]) -> str:
@@ -503,10 +506,13 @@ def _pre(lines: Sequence[str], marks: Sequence[str]) -> str:
     return f"<pre>{body}</pre>"
 
 
-def _scalar(text: str) -> str:
+def _scalar(text: str, raw: Any = None) -> str:
     if text == NONE_TEXT:
         return f'<span class="muted">{_e(text)}</span>'
-    return f"<code>{_e(text)}</code>" if "\n" not in text else f"<pre>{_e(text)}</pre>"
+    if isinstance(raw, str) and "\n" in raw:
+        # A multi-line value keeps its line breaks on the page; each line is escaped on its own.
+        return f"<pre>{_e(chr(10).join(printable(line) for line in raw.split(chr(10))))}</pre>"
+    return f"<code>{_e(text)}</code>"
 
 
 def _links(links: Sequence[LinkRow]) -> str:

@@ -1,4 +1,8 @@
-"""The machine rendering: stable JSON described by schemas/reports/difference-report.schema.json."""
+"""The machine rendering: stable JSON described by schemas/reports/difference-report.schema.json.
+
+Ids, names and values are as the tenant has them; only the serialization escapes, so `jq` or `cat` of a
+report cannot be made to act on a terminal by an object's name and parsing gives the values back.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,18 @@ from typing import Any
 
 from entra_gitops.registry import thaw
 from entra_gitops.render.view import KIND_ORDER, ReportView
+from entra_gitops.textsafe import json_safe
 
 FORMAT = "entra-gitops.difference-report/1"
 
 
 def _named(pairs: tuple[tuple[str, str | None], ...]) -> list[dict[str, Any]]:
     return [{"id": object_id, "displayName": name} for object_id, name in pairs]
+
+
+def _as_in_tenant(value: Any, shown: Any) -> Any:
+    """A row's value as the tenant has it; a row built by hand may carry only the shown one."""
+    return shown if value is None else value
 
 
 def report_document(view: ReportView) -> dict[str, Any]:
@@ -22,6 +32,7 @@ def report_document(view: ReportView) -> dict[str, Any]:
         "backup": view.backup,
         "against": view.against,
         "scope": {"types": list(view.scope_types), "ids": list(view.scope_ids)},
+        "note": view.note,
         "compared": view.compared,
         "summary": {
             "totals": {k.value: n for k, n in zip(KIND_ORDER, view.totals, strict=True)},
@@ -34,8 +45,8 @@ def report_document(view: ReportView) -> dict[str, Any]:
         "changes": [
             {
                 "type": row.type_name,
-                "id": row.id,
-                "displayName": row.display,
+                "id": _as_in_tenant(row.id_value, row.id),
+                "displayName": _as_in_tenant(row.display_value, row.display),
                 "kind": row.kind,
                 "action": row.action,
                 "recoverable": row.recoverable,
@@ -53,8 +64,8 @@ def report_document(view: ReportView) -> dict[str, Any]:
                 "links": [
                     {
                         "name": link.name,
-                        "added": _named(link.added),
-                        "removed": _named(link.removed),
+                        "added": _named(_as_in_tenant(link.added_values, link.added)),
+                        "removed": _named(_as_in_tenant(link.removed_values, link.removed)),
                         "recoverable": link.recoverable,
                         "reason": link.reason,
                     }
@@ -67,4 +78,5 @@ def report_document(view: ReportView) -> dict[str, Any]:
 
 
 def render_json(view: ReportView) -> str:
-    return json.dumps(report_document(view), indent=2, ensure_ascii=False) + "\n"
+    """The report document as indented JSON; C1, bidi and other invisible controls as `\\u` escapes."""
+    return json_safe(json.dumps(report_document(view), indent=2, ensure_ascii=False)) + "\n"

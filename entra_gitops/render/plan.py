@@ -1,13 +1,19 @@
-"""Renderings of a recovery plan: a Terraform-like text for terminals, markdown for pull requests."""
+"""Renderings of a recovery plan: a Terraform-like text for terminals, markdown for pull requests.
+
+Every string that comes from the tenant or the plan file passes `printable` (text) or `markdown_text`
+(markdown), so no object name can act on a reviewer's terminal or break out of a table.
+"""
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 
-from entra_gitops.plan import Plan, Step, Write
+from entra_gitops.plan import Plan, SourceKind
+from entra_gitops.render.markdown import markdown_text
 from entra_gitops.render.view import format_value
-from entra_gitops.safety import Refusal
+from entra_gitops.safety import NOTHING_FOUND, Assessment
+from entra_gitops.steps import LINK_STEPS, Step, Write
+from entra_gitops.textsafe import printable
 
 STEP_WORDS = {
     Step.RESTORE: ("<", "restore"),
@@ -17,76 +23,117 @@ STEP_WORDS = {
     Step.ADD_LINK: ("+", "add link"),
     Step.REMOVE_LINK: ("-", "remove link"),
     Step.SOFT_DELETE: ("-", "soft-delete"),
-    Step.DELETE: ("-", "delete"),
+    Step.DELETE: ("!", "DELETE"),
 }
 
 
 def _label(write: Write) -> str:
     name = f" '{write.display}'" if write.display else ""
-    return f"{write.type_name}{name} ({write.object_id})"
+    return printable(f"{write.type_name}{name} ({write.object_id})")
+
+
+def _target(plan: Plan) -> str:
+    return printable(f"the files of {plan.backup}" if plan.kind is SourceKind.DESIRED else plan.backup)
 
 
 def plan_summary(plan: Plan) -> str:
     """One line: how many writes of which kind."""
     if plan.empty:
-        return f"No changes: the tenant already matches {plan.backup} within the scope."
+        return f"No changes: the tenant already matches {_target(plan)} within the scope."
     counted = Counter(STEP_WORDS[w.step][1] for w in plan.writes)
     parts = ", ".join(f"{n} {word}" for word, n in counted.items())
-    return f"Plan: {len(plan.writes)} write(s) to bring the tenant back to {plan.backup}: {parts}."
+    return f"Plan: {len(plan.writes)} write(s) to bring the tenant to {_target(plan)}: {parts}."
 
 
-def render_plan_text(plan: Plan, refusals: tuple[Refusal, ...] = ()) -> str:
-    lines = [f"Recovery plan to {plan.backup} (commit {plan.backup_commit[:10]}), scope: {plan.scope.describe()}", ""]
+def _change_lines(write: Write) -> list[str]:
+    if write.step in LINK_STEPS:
+        verb = "add" if write.step is Step.ADD_LINK else "remove"
+        return [printable(f"~ {write.link}: {verb} {write.target}")]
+    return [
+        printable(f"~ {name}{f'[{write.item}]' if write.item else ''}: {format_value(now)} -> {format_value(after)}")
+        for name, now, after in write.changes
+    ]
+
+
+def _options(plan: Plan) -> list[str]:
+    lines = []
+    if plan.options.allow_delete:
+        lines.append("made with --allow-delete: objects without soft delete are deleted permanently")
+    if plan.options.allow_empty:
+        lines.append(f"made with --allow-empty {' '.join(plan.options.allow_empty)}: those types are to be emptied")
+    if plan.protected:
+        lines.append(f"protected: {len(plan.protected)} object(s), as ids: " + ", ".join(
+            printable(f"{p.type_name} '{p.label}' ({p.object_id})") for p in plan.protected
+        ))  # fmt: skip
+    if plan.break_glass:
+        lines.append(f"break-glass accounts checked by the lockout guard: {', '.join(plan.break_glass)}")
+    return lines
+
+
+def render_plan_text(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> str:
+    """The plan for a terminal: each write with its request and changes, then what is not written and why."""
+    lines = [
+        f"Recovery plan to {_target(plan)} (commit {plan.backup_commit[:10]}), scope: {printable(plan.scope.describe())}",
+        *(f"  {line}" for line in _options(plan)),
+        "",
+    ]
     for number, write in enumerate(plan.writes, start=1):
         symbol, word = STEP_WORDS[write.step]
-        lines.append(f"{number:>4}. {symbol} {word:<11} {_label(write)}")
-        lines.append(f"        {write.method} {write.path}")
-        for name, now, after in write.changes:
-            if write.step in (Step.ADD_LINK, Step.REMOVE_LINK):
-                continue
-            lines.append(f"        ~ {name}: {format_value(now)} -> {format_value(after)}")
+        warning = "   (permanent: cannot be undone)" if write.irreversible else ""
+        lines.append(f"{number:>4}. {symbol} {word:<11} {_label(write)}{warning}")
+        lines.append(f"        {write.method} {printable(write.path)}")
+        lines.extend(f"        {line}" for line in _change_lines(write))
     if plan.skipped:
         lines += ["", "Not written by this plan:"]
-        lines += [f"   ! {s.type_name} {s.display or ''} ({s.object_id}): {s.reason}" for s in plan.skipped]
-    if refusals:
-        lines += ["", "Unsafe (apply refuses this plan unless --force):"]
-        lines += [f"   x {r.message}" for r in refusals]
+        lines += [printable(f"   ! {s.type_name} {s.display or ''} ({s.object_id}): {s.reason}") for s in plan.skipped]
+    if assessment.warnings:
+        lines += ["", "Warnings:"]
+        lines += [f"   ! {printable(w)}" for w in assessment.warnings]
+    if assessment.refusals:
+        lines += ["", "Unsafe (refused, exit 3; the flag in brackets takes it anyway):"]
+        lines += [f"   x {printable(r.message)}  [{r.override}]" for r in assessment.refusals]
     lines += ["", plan_summary(plan)]
     if plan.checksum:
         lines.append(f"Checksum {plan.checksum}")
     return "\n".join(lines) + "\n"
 
 
-def render_plan_markdown(plan: Plan, refusals: tuple[Refusal, ...] = ()) -> str:
+def render_plan_markdown(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> str:
+    """The plan for a pull request or job summary: a table of writes, then skipped, warnings and refusals."""
     lines = [
         "## entra-gitops recovery plan",
         "",
-        f"To **{html.escape(plan.backup)}** (commit `{plan.backup_commit[:10]}`) · scope: {html.escape(plan.scope.describe())}",
+        f"To **{markdown_text(plan.backup)}** (commit `{plan.backup_commit[:10]}`) · scope: {markdown_text(plan.scope.describe())}",
         "",
-        html.escape(plan_summary(plan)),
+        markdown_text(plan_summary(plan)),
         "",
     ]
+    lines += [f"- {markdown_text(line)}" for line in _options(plan)]
     if plan.writes:
-        lines += ["| # | write | object | request | changes |", "|---|---|---|---|---|"]
+        lines += ["", "| # | write | object | request | changes |", "|---|---|---|---|---|"]
         for number, write in enumerate(plan.writes, start=1):
             symbol, word = STEP_WORDS[write.step]
-            changes = "<br>".join(
-                html.escape(f"{n}: {format_value(a)} → {format_value(b)}")[:300] for n, a, b in write.changes
-            )
+            word = f"**{word}** (permanent)" if write.irreversible else word
+            changes = "<br>".join(markdown_text(line.removeprefix("~ "))[:300] for line in _change_lines(write))
             lines.append(
-                f"| {number} | `{symbol}` {word} | {html.escape(_label(write))} | `{write.method} {write.path}` | {changes} |"
+                f"| {number} | `{symbol}` {word} | {markdown_text(_label(write))} | {markdown_text(f'{write.method} {write.path}')} "
+                f"| {changes} |"
             )
         lines.append("")
     if plan.skipped:
         lines += ["**Not written by this plan**", ""]
         lines += [
-            f"- {html.escape(s.type_name)} {html.escape(s.display or s.object_id)}: {html.escape(s.reason)}"
+            f"- {markdown_text(s.type_name)} {markdown_text(s.display or s.object_id)}: {markdown_text(s.reason)}"
             for s in plan.skipped
         ]
         lines.append("")
-    if refusals:
-        lines += ["**Unsafe: apply refuses this plan unless `--force`**", ""]
-        lines += [f"- {html.escape(r.message)}" for r in refusals]
+    if assessment.warnings:
+        lines += ["**Warnings**", ""]
+        lines += [f"- {markdown_text(w)}" for w in assessment.warnings]
+        lines.append("")
+    if assessment.refusals:
+        lines += ["**Unsafe: refused (exit 3)**", ""]
+        lines += [f"- {markdown_text(r.message)} (`{r.override}` takes it anyway)" for r in assessment.refusals]
         lines.append("")
     if plan.checksum:
         lines.append(f"Checksum `{plan.checksum}`")

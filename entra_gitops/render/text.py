@@ -1,4 +1,8 @@
-"""The terminal rendering: Terraform-like symbols, `before -> after` per property, colour only when asked."""
+"""The terminal rendering: Terraform-like symbols, `before -> after` per property, colour only when asked.
+
+Every text from the tenant arrives `printable` from the view model, so the only escape sequences written
+are the colours below, and every line break is the renderer's own.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ def _object_lines(row: ObjectRow, colour: bool) -> list[str]:
 
 def render_text(view: ReportView, colour: bool = False) -> str:
     """The whole report for a terminal; `colour` adds ANSI colours (the CLI asks only on a terminal)."""
-    lines = [f"Difference report: {view.backup} -> {view.against}", f"Scope: {view.scope}", ""]
+    lines = [view.note] if view.note else []
+    lines += [f"Difference report: {view.backup} -> {view.against}", f"Scope: {view.scope}", ""]
     for row in view.rows:
         lines.extend(_object_lines(row, colour))
         lines.append("")

@@ -1,4 +1,9 @@
-"""The one view model every rendering of a difference report is made from (pure)."""
+"""The one view model every rendering of a difference report is made from (pure).
+
+Every text of a row that comes from the tenant (ids, display names, values) is already `printable` here,
+so no renderer can show a control character by forgetting to escape it. The values as the tenant has them
+stay on the rows beside (`*_value`, `*_values`) for the JSON rendering, which escapes when it serializes.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 from entra_gitops.diff import BLOCKER_TEXT, Action, Blocker, ChangeKind, DifferenceReport, ObjectChange
 from entra_gitops.registry import thaw
 from entra_gitops.state import TenantState
+from entra_gitops.textsafe import json_safe, printable
 
 SYMBOLS = {
     ChangeKind.CREATED: "+",
@@ -29,9 +35,10 @@ KIND_LABELS = {
 }
 ACTION_LABELS = {
     Action.SOFT_DELETE: "soft-delete it",
-    Action.DELETE: "delete it (cannot be undone: this type has no soft delete)",
+    Action.DELETE: "delete it (cannot be undone: this type has no soft delete; only with --allow-delete)",
     Action.UPDATE: "write the backup's values back",
     Action.RESTORE: "restore it, then write back what differs",
+    Action.RECREATE: "re-create it from the backup (Graph gives it a new id)",
     Action.NONE: "none",
 }
 KIND_ORDER = (
@@ -45,12 +52,13 @@ KIND_ORDER = (
 
 
 def format_value(value: Any) -> str:
-    """A value as one line a person can read: strings as they are, the rest as compact JSON."""
+    """A value as one printable line: strings as they are but for escaped controls, the rest as compact JSON."""
     if value is None:
         return "(none)"
     if isinstance(value, str):
-        return value
-    return json.dumps(thaw(value), ensure_ascii=False, separators=(", ", ": "))
+        return printable(value)
+    # JSON already escapes C0 controls; json_safe escapes the rest the same way, so the text stays valid JSON.
+    return json_safe(json.dumps(thaw(value), ensure_ascii=False, separators=(", ", ": ")))
 
 
 @dataclass(frozen=True)
@@ -68,11 +76,13 @@ class PropertyRow:
 @dataclass(frozen=True)
 class LinkRow:
     name: str
-    added: tuple[tuple[str, str | None], ...]
+    added: tuple[tuple[str, str | None], ...]  # (id, display name), printable
     removed: tuple[tuple[str, str | None], ...]
     recoverable: bool
     note: str | None
     reason: str | None
+    added_values: tuple[tuple[str, str | None], ...] | None = None  # as in the tenant; None: same as `added`
+    removed_values: tuple[tuple[str, str | None], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,8 @@ class ObjectRow:
     reason: str | None
     properties: tuple[PropertyRow, ...]
     links: tuple[LinkRow, ...]
+    id_value: str | None = None  # as in the tenant; None: same as `id`
+    display_value: str | None = None  # as in the tenant; None: same as `display`
 
     @property
     def title(self) -> str:
@@ -115,6 +127,7 @@ class ReportView:
     summary: tuple[SummaryRow, ...]
     totals: tuple[int, ...]  # in KIND_ORDER
     recoverable: int
+    note: str | None = None  # said first: for example that an incomplete backup limits what was compared
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -149,37 +162,61 @@ def _note(blocker: Blocker | None) -> tuple[str | None, str | None]:
     return (BLOCKER_TEXT[blocker], blocker.value) if blocker else (None, None)
 
 
+def _shown(text: str | None) -> str | None:
+    return None if text is None else printable(text)
+
+
+def _pairs(ids: tuple[str, ...], names: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+    return tuple((i, names.get(i)) for i in ids)
+
+
+def _shown_pairs(pairs: tuple[tuple[str, str | None], ...]) -> tuple[tuple[str, str | None], ...]:
+    return tuple((printable(i), _shown(n)) for i, n in pairs)
+
+
 def _row(change: ObjectChange, names: Mapping[str, str]) -> ObjectRow:
     properties = tuple(
         PropertyRow(
-            p.name, format_value(p.before), format_value(p.after), p.recoverable, *_note(p.blocker), p.before, p.after
+            printable(p.name),
+            format_value(p.before),
+            format_value(p.after),
+            p.recoverable,
+            *_note(p.blocker),
+            p.before,
+            p.after,
         )
         for p in change.properties
     )
-    links = tuple(
-        LinkRow(
-            link.name,
-            tuple((i, names.get(i)) for i in link.added),
-            tuple((i, names.get(i)) for i in link.removed),
-            link.blocker is None,
-            *_note(link.blocker),
+    links = []
+    for link in change.links:
+        added, removed = _pairs(link.added, names), _pairs(link.removed, names)
+        links.append(
+            LinkRow(
+                printable(link.name),
+                _shown_pairs(added),
+                _shown_pairs(removed),
+                link.blocker is None,
+                *_note(link.blocker),
+                added_values=added,
+                removed_values=removed,
+            )
         )
-        for link in change.links
-    )
     return ObjectRow(
         symbol=SYMBOLS[change.kind],
-        type_name=change.type_name,
-        id=change.id,
-        display=change.display_name,
+        type_name=printable(change.type_name),
+        id=printable(change.id),
+        display=_shown(change.display_name),
         kind=change.kind.value,
         kind_label=KIND_LABELS[change.kind],
         action=change.action.value,
         action_label=ACTION_LABELS[change.action],
         recoverable=change.recoverable,
-        note=_note(change.blocker)[0],
+        note=_shown(change.reason),
         reason=_note(change.blocker)[1],
         properties=properties,
-        links=links,
+        links=tuple(links),
+        id_value=change.id,
+        display_value=change.display_name,
     )
 
 
@@ -187,14 +224,15 @@ def build_view(report: DifferenceReport, names: Mapping[str, str] | None = None)
     """The report as rows and a summary, with display names beside ids."""
     rows = tuple(_row(c, names or {}) for c in report.changes)
     summary = tuple(
-        SummaryRow(t, tuple(counts.get(k.value, 0) for k in KIND_ORDER), sum(counts.values()))
+        SummaryRow(printable(t), tuple(counts.get(k.value, 0) for k in KIND_ORDER), sum(counts.values()))
         for t, counts in report.counts.items()
     )
     totals = tuple(sum(s.counts[i] for s in summary) for i in range(len(KIND_ORDER)))
+    # Backup and revision names come from git refs and the command line: shown escaped like tenant text.
     return ReportView(
-        backup=report.backup,
-        against=report.against,
-        scope=report.scope.describe(),
+        backup=printable(report.backup),
+        against=printable(report.against),
+        scope=printable(report.scope.describe()),
         scope_types=report.scope.types,
         scope_ids=report.scope.ids,
         compared=report.compared,
@@ -202,4 +240,5 @@ def build_view(report: DifferenceReport, names: Mapping[str, str] | None = None)
         summary=summary,
         totals=totals,
         recoverable=sum(1 for c in report.changes if c.recoverable),
+        note=_shown(report.note),
     )
