@@ -167,7 +167,8 @@ def test_a_429_pauses_every_request_of_its_scope() -> None:
     assert min(ends) >= 1.0
 
 
-def test_conditional_access_reads_are_paced_to_one_per_second() -> None:
+def test_conditional_access_reads_are_paced_to_one_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENTRA_GITOPS_CA_PACE_SECONDS", raising=False)  # Graph's pace, which conftest turns off
     app = create_emulator("demo")
 
     async def body(client: GraphClient) -> float:
@@ -269,3 +270,20 @@ def test_unreachable_graph_is_one_clear_error() -> None:
     with pytest.raises(GraphError) as raised:
         asyncio.run(main())
     assert "cannot reach Graph at http://127.0.0.1:9/v1.0" in str(raised.value)
+
+
+def test_conditional_access_pacing_is_graphs_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from entra_gitops.errors import ConfigError
+    from entra_gitops.graph.client import ENV_CA_PACE, pacing_from_env
+    from entra_gitops.registry import ThrottleScope
+
+    monkeypatch.delenv(ENV_CA_PACE, raising=False)
+    assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 1.0}
+    monkeypatch.setenv(ENV_CA_PACE, "0.25")
+    assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 0.25}
+    monkeypatch.setenv(ENV_CA_PACE, "0")
+    assert pacing_from_env() == {}
+    for bad in ("fast", "-1", "3600"):
+        monkeypatch.setenv(ENV_CA_PACE, bad)
+        with pytest.raises(ConfigError, match=ENV_CA_PACE):
+            pacing_from_env()

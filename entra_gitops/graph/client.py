@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,11 @@ from msgraph_core import GraphClientFactory
 
 from entra_gitops.errors import AuthError, ConfigError, GraphError
 from entra_gitops.graph.auth import AuthSettings, build_credential, token_scopes
-from entra_gitops.graph.limiter import Limiter, backoff_delay
+from entra_gitops.graph.limiter import DEFAULT_INTERVALS, Limiter, backoff_delay
 from entra_gitops.registry import ThrottleScope
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+ENV_CA_PACE = "ENTRA_GITOPS_CA_PACE_SECONDS"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 MAX_BATCH = 20
@@ -346,4 +348,18 @@ def connect(
     http_client = GraphClientFactory.create_with_default_middleware(client=http_client)
     adapter = GraphRequestAdapter(provider, client=http_client)
     adapter.base_url = base_url
-    return GraphClient(base_url, adapter, Limiter(concurrency), retry or RetryPolicy())
+    return GraphClient(base_url, adapter, Limiter(concurrency, pacing_from_env()), retry or RetryPolicy())
+
+
+def pacing_from_env() -> dict[ThrottleScope, float]:
+    """Conditional Access's pace: Graph's 1 request/s, or ENTRA_GITOPS_CA_PACE_SECONDS (0 for an unthrottled emulator)."""
+    text = os.environ.get(ENV_CA_PACE)
+    if text is None or not text.strip():
+        return dict(DEFAULT_INTERVALS)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 60:
+        raise ConfigError(f"{ENV_CA_PACE}={text!r} is not a number of seconds from 0 to 60", hint="the default is 1")
+    return {ThrottleScope.CONDITIONAL_ACCESS: seconds} if seconds else {}
