@@ -27,7 +27,7 @@ from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, Grap
 from entra_gitops.graph.reader import batch_error
 from entra_gitops.ids import fold_id, graph_path, utc_text
 from entra_gitops.plan import PLAN_FORMAT, Plan, compute_checksum, fingerprint, holds_redaction, plan_from_document
-from entra_gitops.registry import Registry, ThrottleScope, schemas_dir
+from entra_gitops.registry import Registry, ThrottleScope, schemas_dir, thaw
 from entra_gitops.sources import live_state
 from entra_gitops.state import Lifecycle, TenantState
 from entra_gitops.steps import LINK_STEPS, Step, StepError, Write, check_step, derive_request, link_ids
@@ -250,6 +250,15 @@ def verify_plan(
             settled.add(index)
             writes.append(write)
             continue
+        if write.step is Step.CREATE and now is not None and was is not None:
+            # Graph derives some relationship ids from what they join (a grant's client and resource), so one
+            # made again meanwhile has the backup's id: the same content is in effect, other content is news.
+            if _relationship_content(registry, now) == _relationship_content(registry, was):
+                settled.add(index)
+                writes.append(write)
+            else:
+                problems.append(f"{label}: it exists again since the plan was made, with other values")
+            continue
         try:
             check_step(
                 registry, write, source, live, allow_delete=plan.options.allow_delete, touched=write.key in touched
@@ -340,10 +349,27 @@ class _Applier:
             present = any(fold_id(str(m.get("id"))) == fold_id(write.target or "") for m in members)
             return present == (write.step is Step.ADD_LINK)
         if write.step is Step.CREATE and isinstance(write.body, dict):
-            existing = await self.client.list_all(write.path)
+            # Found by the properties Graph filters on (a grant's client and resource), so a re-creation never
+            # duplicates one that exists already, whoever made it.
+            terms = [f"{k} eq '{write.body[k]}'" for k in rtype.lookup_by if isinstance(write.body.get(k), str)]
+            params = {"$filter": " and ".join(terms)} if terms else None
+            existing = await self.client.list_all(write.path, params, scope=scope)
             keys = [k for k in write.body if k not in ("displayName",)]
-            return any(all(e.get(k) == write.body[k] for k in keys) for e in existing)
+            return any(all(_same_value(e.get(k), write.body[k]) for k in keys) for e in existing)
         return False
+
+
+def _relationship_content(registry: Registry, obj: Any) -> dict[str, Any]:
+    """What a re-created relationship must equal: everything but what the server sets."""
+    rtype = registry.get(obj.type_name)
+    return {k: v for k, v in thaw(obj.data).items() if k not in rtype.server_generated}
+
+
+def _same_value(found: Any, wanted: Any) -> bool:
+    """Graph's equality for a lookup: GUIDs without regard to case, empty the same as absent."""
+    if isinstance(found, str) and isinstance(wanted, str):
+        return fold_id(found) == fold_id(wanted)
+    return found == wanted or (not found and not wanted)
 
 
 def _live_path(write: Write, rtype: Any) -> str:
@@ -447,7 +473,7 @@ async def apply_plan(
         if events.get(index) in FINISHED:
             continue
         if index in settled:
-            journal.record(index, JournalEvent.CONFIRMED, write, note="an earlier run of this plan took effect")
+            journal.record(index, JournalEvent.CONFIRMED, write, note="it is in effect already: not sent again")
             outcome.confirmed.append(index)
             continue
         if chunk and (
@@ -461,6 +487,10 @@ async def apply_plan(
             continue
         if events.get(index) is JournalEvent.SENT and await applier.applied(write):
             journal.record(index, JournalEvent.CONFIRMED, write, note="the earlier attempt took effect")
+            outcome.confirmed.append(index)
+            continue
+        if write.step is Step.CREATE and events.get(index) is None and await applier.applied(write):
+            journal.record(index, JournalEvent.CONFIRMED, write, note="it exists already: not created twice")
             outcome.confirmed.append(index)
             continue
         if registry.get(write.type_name).throttle_scope is not ThrottleScope.IDENTITY:

@@ -220,7 +220,10 @@ def emulator(
     """Serve a local Microsoft Graph v1.0 emulator until interrupted.
 
     It prints its base URL when ready; pass that URL as --graph-url to entra-gitops or to any
-    Graph client (it accepts any bearer token). The tenant lives in memory and starts from --seed.
+    Graph client. Every request needs a bearer token: an opaque one (entra-gitops's local token, or
+    'Authorization: Bearer local' with curl) may do everything; an unsigned JWT is held to the
+    permissions in its `roles` (or `scp`) claim, as Graph would. The tenant lives in memory and
+    starts from --seed.
     """
     from entra_gitops.emulator import create_emulator
     from entra_gitops.emulator.server import require_loopback, serve

@@ -24,7 +24,7 @@ from entra_gitops.config import CONFIG_FILE, load_config
 from entra_gitops.diff import ReportScope, difference_report
 from entra_gitops.errors import ConfigError, ExitCode
 from entra_gitops.gitstore import StateRepo
-from entra_gitops.permissions import NEVER_GRANT, Job, markdown_table, permissions_for
+from entra_gitops.permissions import NEVER_GRANT, Job, directory_roles_for, markdown_table, permissions_for
 from entra_gitops.registry import default_registry
 from entra_gitops.render.jsonout import render_json
 from entra_gitops.render.markdown import GITHUB_COMMENT_LIMIT, render_markdown
@@ -220,7 +220,8 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
 
     snapshot: the read identity of the snapshot, diff and plan jobs (read permissions only).
     apply: the write identity of the apply job (it re-reads every target, then writes).
-    Each permission is listed with the reasons it is needed, per resource type.
+    Each permission is listed with the reasons it is needed, per resource type, and then the writes
+    Graph allows only to a caller that also holds a directory role.
     """
     load_config(repo)  # the scope lives in the repository's settings; a broken file is an error here too
     types = tuple(default_registry())
@@ -233,6 +234,19 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
                 for job in jobs
             },
             "neverGrant": [{"permission": p, "reason": why} for p, why in NEVER_GRANT.items()],
+            "directoryRoles": [
+                {
+                    "type": w.type_name,
+                    "operations": list(w.requirement.operations),
+                    "properties": list(w.requirement.properties),
+                    "target": w.requirement.target,
+                    "roles": list(w.requirement.roles),
+                    "context": w.requirement.context,
+                    "reason": w.requirement.reason,
+                }
+                for job in jobs
+                for w in directory_roles_for(types, job)
+            ],
         }
         click.echo(json.dumps(document, indent=2))
         return
@@ -247,6 +261,14 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
             for reason in reasons:
                 click.echo(f"      {reason}")
         click.echo("")
+        roles = directory_roles_for(types, job)
+        if roles:
+            click.echo(
+                f"{job.value}: writes Graph also puts behind a directory role (the permissions above are not enough):"
+            )
+            for write in roles:
+                click.echo(f"  {write.summary}")
+            click.echo("")
     for permission, why in NEVER_GRANT.items():
         click.echo(f"Never grant {permission}: {why}.")
 

@@ -54,6 +54,7 @@ class Blocker(enum.Enum):
     NOT_IN_RECOVERY_SCOPE = "notInRecoveryScope"
     COMES_BACK_WITH_RESTORE = "comesBackWithRestore"
     TARGET_GONE = "targetGone"
+    DYNAMIC_MEMBERSHIP = "dynamicMembership"
 
 
 BLOCKER_TEXT = {
@@ -65,6 +66,7 @@ BLOCKER_TEXT = {
     Blocker.NOT_IN_RECOVERY_SCOPE: "outside the recovery scope (for example a user-consented grant)",
     Blocker.COMES_BACK_WITH_RESTORE: "the linked object was soft-deleted: restoring it brings this link back",
     Blocker.TARGET_GONE: "the linked object was permanently deleted",
+    Blocker.DYNAMIC_MEMBERSHIP: "dynamic membership: change the rule",
 }
 
 # The one place that knows whether Graph can give a relationship back; diff and plan both read it.
@@ -110,6 +112,7 @@ class ObjectChange:
     blocker: Blocker | None
     properties: tuple[PropertyChange, ...] = ()
     links: tuple[LinkChange, ...] = ()
+    object_kind: str | None = None  # the kind its @odata.type states (agentIdentity); None for a plain object
 
     @property
     def recoverable(self) -> bool:
@@ -223,6 +226,8 @@ def _link_changes(
 ) -> list[LinkChange]:
     """Added and removed ids of one link, split by why a removal may not need (or allow) a write."""
     blocker = property_blocker(rtype, prop, current)
+    if blocker is None and prop.link is not None and prop.link.is_read_only(current.data):
+        blocker = Blocker.DYNAMIC_MEMBERSHIP
     removed = sorted(old - new)
     restored_later = tuple(i for i in removed if now.get(i) is Lifecycle.SOFT_DELETED)
     gone = tuple(i for i in removed if now.gone(i, prop.refs))
@@ -248,6 +253,8 @@ def compare_objects(
         if prop.scope is Scope.KEY:
             continue
         before, after = backup.data.get(prop.name), current.data.get(prop.name)
+        if prop.name == "@odata.type" and (before is None or after is None):
+            continue  # counts only when both sides state it (a backup from before the schema named it states none)
         if prop.link is not None:
             old, new = _ids(before), _ids(after)
             if old != new:
@@ -269,6 +276,7 @@ def _classify(
     assert subject is not None
     display = subject.display(rtype.display)
     synchronized = rtype.is_synchronized(subject.data)
+    kind_name = rtype.kind_of(subject.data) or (rtype.kind_of(backup.data) if backup is not None else None)
 
     def change(
         kind: ChangeKind,
@@ -279,7 +287,7 @@ def _classify(
     ) -> ObjectChange:
         if synchronized and action is not Action.NONE:
             action, blocker = Action.NONE, Blocker.SYNCHRONIZED
-        return ObjectChange(rtype.name, subject.id, display, kind, action, blocker, props, links)
+        return ObjectChange(rtype.name, subject.id, display, kind, action, blocker, props, links, kind_name)
 
     was_active = backup is not None and backup.lifecycle is Lifecycle.ACTIVE
     is_active = current is not None and current.lifecycle is Lifecycle.ACTIVE
@@ -297,6 +305,12 @@ def _classify(
         return change(ChangeKind.HARD_DELETED, Action.NONE, Blocker.HARD_DELETED)
     if not is_active:
         props, links = compare_objects(rtype, backup, current, now)
+        # Deleted items carry no links, and a restore gives the object its own memberships back: nothing to add.
+        links = tuple(
+            LinkChange(link.name, (), link.removed, Blocker.COMES_BACK_WITH_RESTORE) if link.blocker is None else link
+            for link in links
+            if link.removed
+        )
         return change(ChangeKind.SOFT_DELETED, Action.RESTORE, None, props, links)
     props, links = compare_objects(rtype, backup, current, now)
     if not props and not links:
@@ -304,7 +318,9 @@ def _classify(
     kind = ChangeKind.SYNCHRONIZED if synchronized else ChangeKind.MODIFIED
     writable = any(p.recoverable for p in props) or any(link.blocker is None for link in links)
     if kind is ChangeKind.SYNCHRONIZED:
-        return ObjectChange(rtype.name, subject.id, display, kind, Action.NONE, Blocker.SYNCHRONIZED, props, links)
+        return ObjectChange(
+            rtype.name, subject.id, display, kind, Action.NONE, Blocker.SYNCHRONIZED, props, links, kind_name
+        )
     return change(
         kind,
         Action.UPDATE if writable else Action.NONE,

@@ -109,6 +109,8 @@ class _Normalizer:
         for prop in self.rtype.properties:
             if prop.link is not None:
                 value: Any = list(links.get(prop.name, ()))
+            elif prop.name == "@odata.type" and self.rtype.kinds and self.rtype.kind_of(raw) is None:
+                continue  # the base type, as deleted items state it: only a kind is worth a line in the file
             elif prop.name in raw:
                 value = raw[prop.name]
             else:
@@ -150,7 +152,13 @@ def normalize_read(registry: Registry, read: TenantRead) -> Normalized:
             objects.append(ObjectState(type_name, data.get("id", object_id), Lifecycle.ACTIVE, freeze(data)))
     for type_name, raws in read.deleted.items():
         rtype = registry.get(type_name)
+        renames = rtype.soft_delete.renames if rtype.soft_delete else {}
         for raw in raws:
+            if renames:
+                # Graph rewrites a deleted user's sign-in name and gives it back on restore: keep the real one.
+                object_id = str(raw.get("id", ""))
+                assert rtype.soft_delete is not None
+                raw = {**raw, **{k: rtype.soft_delete.original(k, object_id, raw.get(k)) for k in renames if k in raw}}
             data, found = normalize_object(rtype, raw)
             redactions.extend(found)
             objects.append(ObjectState(type_name, data.get("id", ""), Lifecycle.SOFT_DELETED, freeze(data)))

@@ -1,12 +1,14 @@
-"""The least-privilege Microsoft Graph application permissions each job needs, per resource type (pure data).
+"""The least-privilege Microsoft Graph application permissions each job needs, read from the schemas (pure)."""
 
-Every resource type lists what the tool does with it (read it; write it back during recovery) and,
-for each of those needs, the application permissions that allow it, least privileged first, as
-Microsoft's Graph API reference documents them. A job's set is the smallest one that satisfies all
-its needs for the types in scope: each need takes its least privileged permission, then a
-permission is left out when the others kept already cover every need it was chosen for (Policy.Read.All
-covers reading the authentication methods policy, Directory.Read.All covers reading users).
-"""
+# Each type's schema lists, in x-entra-graph.x-entra-permissions, what the tool does with it (read it;
+# write it back during recovery) and, for each need, the application permissions that allow it, least
+# privileged first, as Microsoft's Graph API reference documents them (schemas/README.md). A job's set
+# is the smallest one that satisfies all its needs for the types in scope: each need takes its least
+# privileged permission, then a permission is left out when the others kept already cover every need it
+# was chosen for (Policy.Read.All covers reading the authentication methods policy, Directory.Read.All
+# covers reading users). Needs every command has (the tenant check reads the organization) count
+# whatever the scope. Writes Graph allows only to a caller that also holds a directory role are listed
+# apart: no permission grants them.
 
 from __future__ import annotations
 
@@ -15,14 +17,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from entra_gitops.registry import ResourceType
+from entra_gitops.errors import SchemaError
+from entra_gitops.registry import Access, PermissionNeed, Registry, ResourceType, RoleRequirement, default_registry
 
+__all__ = [
+    "NEVER_GRANT",
+    "Access",
+    "DirectoryRoleWrite",
+    "Job",
+    "Need",
+    "directory_roles_for",
+    "markdown_table",
+    "needs_of",
+    "permissions_for",
+]
 
-class Access(enum.Enum):
-    """What a job does with a type."""
-
-    READ = "read"
-    WRITE = "write"
+# One need as the schemas declare it (registry.PermissionNeed): access, reason, any_of, and what Graph covers.
+Need = PermissionNeed
 
 
 class Job(enum.Enum):
@@ -43,144 +54,31 @@ class Job(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Need:
-    """One thing a job does with one type, and the permissions that allow it, least privileged first."""
+class DirectoryRoleWrite:
+    """A write recovery may make that Graph allows only with a directory role, whatever the permissions."""
 
-    access: Access
-    reason: str
-    any_of: tuple[str, ...]
+    type_name: str
+    requirement: RoleRequirement
 
+    @property
+    def summary(self) -> str:
+        """One line for people: which writes, of which objects, need which role, in which context."""
+        req = self.requirement
+        what = ", ".join(req.operations)
+        if req.properties:
+            what += f" ({', '.join(req.properties)})"
+        context = {"any": "app-only and delegated", "application": "app-only", "delegated": "delegated only"}
+        return (
+            f"{self.type_name}: {what} of {req.target} needs the role {' or '.join(req.roles)} "
+            f"({context[req.context]}): {req.reason}"
+        )
 
-R, W = Access.READ, Access.WRITE
 
 # Permissions that must never be granted to either identity, with the reason.
 NEVER_GRANT: Mapping[str, str] = MappingProxyType(
     {
         "Directory.ReadWrite.All": "it writes almost the whole directory; every write entra-gitops makes has a narrower "
         "permission, listed here",
-    }
-)
-
-# Per resource type: what the tool does with it, and which application permissions allow that.
-# Sources: each API's "Permissions" table in Microsoft's Graph v1.0 reference (list, get, delta,
-# update, delete, directory/deletedItems list and restore, $ref links, actions).
-PERMISSIONS: Mapping[str, tuple[Need, ...]] = MappingProxyType(
-    {
-        "user": (
-            Need(R, "list users and soft-deleted users", ("User.Read.All", "Directory.Read.All", "User.ReadWrite.All")),
-            Need(
-                R,
-                "read employeeLeaveDateTime (Graph returns it only with a lifecycle permission)",
-                ("User-LifeCycleInfo.Read.All", "User-LifeCycleInfo.ReadWrite.All"),
-            ),
-            Need(W, "update, soft-delete and restore users", ("User.ReadWrite.All",)),
-            Need(W, "write employeeLeaveDateTime back", ("User-LifeCycleInfo.ReadWrite.All",)),
-        ),
-        "group": (
-            Need(
-                R,
-                "list groups with all their properties, soft-deleted groups, members and owners "
-                "(GroupMember.Read.All reads only basic properties)",
-                ("Group.Read.All", "Directory.Read.All", "Group.ReadWrite.All"),
-            ),
-            Need(
-                W,
-                "update, soft-delete and restore groups; add and remove members",
-                ("Group.ReadWrite.All",),
-            ),
-        ),
-        "application": (
-            Need(
-                R,
-                "list app registrations and soft-deleted ones",
-                ("Application.Read.All", "Directory.Read.All", "Application.ReadWrite.All"),
-            ),
-            Need(W, "update, soft-delete and restore app registrations", ("Application.ReadWrite.All",)),
-        ),
-        "servicePrincipal": (
-            Need(
-                R,
-                "list service principals and soft-deleted ones",
-                ("Application.Read.All", "Directory.Read.All", "Application.ReadWrite.All"),
-            ),
-            Need(W, "update, soft-delete and restore service principals", ("Application.ReadWrite.All",)),
-        ),
-        "appRoleAssignment": (
-            Need(
-                R,
-                "list each service principal's app role assignments (appRoleAssignedTo)",
-                ("Application.Read.All", "Directory.Read.All", "AppRoleAssignment.ReadWrite.All"),
-            ),
-            Need(
-                W,
-                "re-create and remove app role assignments (it can grant any app role: keep this identity reviewed)",
-                ("AppRoleAssignment.ReadWrite.All",),
-            ),
-        ),
-        "oauth2PermissionGrant": (
-            Need(
-                R,
-                "list delegated permission grants (Graph documents no narrower read permission for them)",
-                ("Directory.Read.All", "DelegatedPermissionGrant.ReadWrite.All"),
-            ),
-            Need(W, "re-create, update and remove admin-consented grants", ("DelegatedPermissionGrant.ReadWrite.All",)),
-        ),
-        "conditionalAccessPolicy": (
-            Need(
-                R,
-                "list Conditional Access policies and deleted ones",
-                ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"),
-            ),
-            Need(W, "update, delete and restore Conditional Access policies", ("Policy.ReadWrite.ConditionalAccess",)),
-            Need(
-                W, "Graph requires it beside Policy.ReadWrite.ConditionalAccess for policy writes", ("Policy.Read.All",)
-            ),
-        ),
-        "namedLocation": (
-            Need(
-                R,
-                "list named locations and deleted ones",
-                ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"),
-            ),
-            Need(W, "update, delete and restore named locations", ("Policy.ReadWrite.ConditionalAccess",)),
-            Need(
-                W,
-                "Graph requires it beside Policy.ReadWrite.ConditionalAccess for location writes",
-                ("Policy.Read.All",),
-            ),
-        ),
-        "authenticationMethodsPolicy": (
-            Need(
-                R,
-                "read the authentication methods policy and its method configurations",
-                ("Policy.Read.AuthenticationMethod", "Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"),
-            ),
-            Need(W, "update the method configurations", ("Policy.ReadWrite.AuthenticationMethod",)),
-        ),
-        "authenticationStrengthPolicy": (
-            Need(
-                R,
-                "list authentication strengths",
-                ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess", "Policy.ReadWrite.AuthenticationMethod"),
-            ),
-            Need(
-                W,
-                "update custom strengths and their allowed combinations (Graph files strengths under Conditional Access)",
-                ("Policy.ReadWrite.ConditionalAccess", "Policy.ReadWrite.AuthenticationMethod"),
-            ),
-        ),
-        "authorizationPolicy": (
-            Need(R, "read the authorization policy", ("Policy.Read.All", "Policy.ReadWrite.Authorization")),
-            Need(W, "update blockMsolPowerShell and guestUserRoleId", ("Policy.ReadWrite.Authorization",)),
-        ),
-        "organization": (
-            Need(
-                R,
-                "read the organization (also the tenant check before every apply)",
-                ("Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All"),
-            ),
-            # No organization property Graph v1.0 exposes is recoverable, so recovery never writes it.
-        ),
     }
 )
 
@@ -192,21 +90,37 @@ def _breadth(permission: str) -> int:
     return 1 if ".ReadWrite." in permission or permission == "Policy.Read.All" else 0
 
 
-def needs_of(type_names: Iterable[str], job: Job) -> list[tuple[str, Need]]:
-    """Every (type, need) of `job` for the types named; a type without an entry is an error."""
-    found = []
-    for name in type_names:
-        if name not in PERMISSIONS:
-            raise KeyError(f"no Graph permissions are recorded for resource type {name!r}")
-        found.extend((name, need) for need in PERMISSIONS[name] if need.access in job.access)
+def _job(purpose: Job | str) -> Job:
+    return purpose if isinstance(purpose, Job) else Job(purpose)
+
+
+def _resolve(types: Iterable[str | ResourceType], registry: Registry) -> list[ResourceType]:
+    """The types named, once each, in order; an unknown name is an UnknownTypeError with a suggestion."""
+    found = [t if isinstance(t, ResourceType) else registry.get(t) for t in types]
+    return list({t.name: t for t in found}.values())
+
+
+def needs_of(
+    type_names: Iterable[str | ResourceType], job: Job, registry: Registry | None = None
+) -> list[tuple[str, Need]]:
+    """Every listed (type, need) of `job` for the types named and every command's own; SchemaError for a type without."""
+    registry = registry or default_registry()
+    chosen = _resolve(type_names, registry)
+    found: list[tuple[str, Need]] = []
+    for rtype in chosen:
+        if not rtype.permissions:
+            raise SchemaError(f"{rtype.schema_path.name}: no x-entra-permissions are recorded for {rtype.name!r}")
+        found.extend((rtype.name, n) for n in rtype.permissions if n.listed and n.access in job.access)
+    names = {t.name for t in chosen}
+    for rtype in registry:
+        if rtype.name not in names:
+            found.extend((rtype.name, n) for n in rtype.permissions if n.always and n.listed and n.access in job.access)
     return found
 
 
 def permissions_for(types: Iterable[str | ResourceType], purpose: Job | str) -> list[tuple[str, tuple[str, ...]]]:
     """The smallest set of application permissions `purpose` needs for `types`: sorted (permission, reasons)."""
-    job = purpose if isinstance(purpose, Job) else Job(purpose)
-    names = [t if isinstance(t, str) else t.name for t in types]
-    needs = needs_of(dict.fromkeys(names), job)
+    needs = needs_of(types, _job(purpose))
     chosen = {need.any_of[0] for _, need in needs}
     for candidate in sorted(chosen, key=lambda p: (-_breadth(p), p)):
         rest = chosen - {candidate}
@@ -217,6 +131,16 @@ def permissions_for(types: Iterable[str | ResourceType], purpose: Job | str) -> 
         granted = next(p for p in need.any_of if p in chosen)
         reasons[granted].append(f"{name}: {need.reason}")
     return [(p, tuple(reasons[p])) for p in sorted(chosen)]
+
+
+def directory_roles_for(types: Iterable[str | ResourceType], purpose: Job | str) -> list[DirectoryRoleWrite]:
+    """The writes of `purpose` for `types` that Graph allows only with a directory role (none for a read job)."""
+    if Access.WRITE not in _job(purpose).access:
+        return []
+    chosen = _resolve(types, default_registry())
+    found = [DirectoryRoleWrite(t.name, r) for t in chosen for r in t.directory_roles]
+    # The job identities sign in app-only: what binds them comes first, what binds a signed-in person after.
+    return sorted(found, key=lambda w: (w.requirement.context == "delegated", w.type_name))
 
 
 def markdown_table(types: Iterable[str | ResourceType], purpose: Job | str) -> str:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from entra_gitops.diff import BLOCKER_TEXT, Action, Blocker, DifferenceReport, ObjectChange, ReportScope
+from entra_gitops.ids import fold_id
 from entra_gitops.normalize import REDACTED
+from entra_gitops.references import object_references
 from entra_gitops.registry import PropertySpec, Registry, ResourceType, thaw
 from entra_gitops.state import Lifecycle, ObjectState, TenantState
 from entra_gitops.steps import (
@@ -173,7 +175,38 @@ class _Planner:
         except StepError as err:
             self.skip(change, f"cannot be written: {err}")
             return
+        missing = self.missing_references(change.type_name, request.body)
+        if missing:
+            self.skip(
+                change,
+                f"not written: it names {missing}, which no longer exists, and Graph refuses a write "
+                "naming an object that does not exist; restore that object first, or plan from files without it",
+            )
+            return
         (self.first if first else self.writes).append(replace(draft, request=request))
+
+    def missing_references(self, type_name: str, body: Any) -> str | None:
+        """The first object a write names that neither exists live nor comes back with this plan, in words.
+
+        Conditional Access keeps the ids of users and groups deleted since, but refuses a write that names
+        one (staleReferences): recovery reports it now rather than failing half way through the apply.
+        """
+        rtype = self.registry.get(type_name)
+        if not rtype.stale_references or not isinstance(body, Mapping):
+            return None
+        restoring = {w.key for w in self.writes if w.step is Step.RESTORE}
+        for reference in object_references(rtype, body):
+            target = fold_id(reference.target)
+            if any(
+                name not in self.live.types
+                or (found := self.live.get(name, target)) is not None
+                and found.lifecycle is Lifecycle.ACTIVE
+                or (name, target) in restoring
+                for name in reference.types
+            ):
+                continue
+            return f"{' or '.join(reference.types)} {reference.target} ({reference.path})"
+        return None
 
     def skip(self, change: ObjectChange, reason: str) -> None:
         self.skipped.append(Skipped(change.type_name, change.id, change.display_name, reason))

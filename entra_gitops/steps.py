@@ -234,6 +234,12 @@ def derive_request(
             raise StepError(f"{rtype.name} {write.object_id}: cannot tell its concrete @odata.type")
         body = {"@odata.type": odata_type, **body}
     data = (live or source).data if live or source else None
+    if data is not None and rtype.kind_of(data):
+        # An agent object is written as its base type is, at the base item path: Graph documents
+        # PATCH /servicePrincipals/{id}/microsoft.graph.agentIdentity, and /servicePrincipals/{id} addresses
+        # the same object. The body states the object's own kind: agentuser-update requires it for agent users,
+        # and naming an object's own type is valid OData for every kind.
+        body = {"@odata.type": data["@odata.type"], **body}
     return Request("PATCH", item_path(rtype, write.object_id, data), body)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +26,10 @@ from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import GraphClient, connect
 from entra_gitops.registry import default_registry
 
+# The emulators here do not throttle, so the client's 1 request/s pacing of Conditional Access would only
+# make every run wait; subprocesses inherit this too. Tests of pacing build their own Limiter.
+os.environ.setdefault("ENTRA_GITOPS_CA_PACE_SECONDS", "0")
+
 HOST = "http://127.0.0.1"
 ENTRA_GITOPS = [sys.executable, "-m", "entra_gitops"]  # the installed CLI, whichever environment runs the tests
 BASE_URL = f"{HOST}/v1.0"
@@ -39,7 +44,9 @@ def run(coro: Awaitable[T]) -> T:
 
 def http_client(app: Emulator) -> httpx.AsyncClient:
     """A raw httpx client whose requests the emulator answers in process."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=HOST)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=HOST, headers={"Authorization": "Bearer local"}
+    )
 
 
 def graph_client(app: Emulator) -> GraphClient:

@@ -64,7 +64,7 @@ class Live:
     def __init__(self, url: str, app: Emulator) -> None:
         self.url = url
         self.app = app
-        self.http = httpx.Client(base_url=url + "/", timeout=30)
+        self.http = httpx.Client(base_url=url + "/", timeout=30, headers={"Authorization": "Bearer local"})
 
     def write(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         response = self.http.request(method, path, json=body)
@@ -172,11 +172,11 @@ def test_a_desired_state_without_users_deletes_nobody(repo: Path, live: Live, tm
         "--allow-empty", "user", "-o", plan_file,
     )  # fmt: skip
     assert allowed.exit_code == 3, allowed.output
-    assert "30 of the 31 user objects live (97%), more than the 30% threshold" in allowed.output
+    assert "31 of the 32 user objects live (97%), more than the 30% threshold" in allowed.output
     assert "apply refuses it unless --force" in allowed.stderr
     applied = run("apply", plan_file, "--repo", repo, "--graph-url", live.url, "--auto-approve")
     assert applied.exit_code == 3, applied.output
-    assert live.users() == 31 and journal_entries(repo) == [] and history(repo) == []
+    assert live.users() == 32 and journal_entries(repo) == [] and history(repo) == []
 
 
 def test_a_commit_without_tenant_state_plans_nothing(repo: Path, live: Live, tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_a_read_that_lost_most_users_is_not_a_backup(repo: Path, live: Live) -> 
             live.write("DELETE", f"directory/deletedItems/{user['id']}")  # gone from every read: a lost page
     suspect = run("snapshot", "--repo", repo, "--graph-url", live.url, "--type", "user")
     assert suspect.exit_code == 1, suspect.output
-    assert "suspect read" in suspect.stderr and "user: 3 read" in suspect.stderr and "had 31" in suspect.stderr
+    assert "suspect read" in suspect.stderr and "user: 3 read" in suspect.stderr and "had 32" in suspect.stderr
     assert "--accept-shrink user" in suspect.stderr
     assert git(repo, "rev-parse", "HEAD") == head and tags(repo) == before
     accepted = run("snapshot", "--repo", repo, "--graph-url", live.url, "--type", "user", "--accept-shrink", "user")
@@ -564,3 +564,58 @@ def test_recovering_a_disabled_break_glass_account_is_safe(repo: Path, live: Liv
     assert planned.exit_code == 0, planned.output
     assert run("apply", plan_file, "--repo", repo, "--graph-url", live.url, "--auto-approve").exit_code == 0
     assert live.get(f"users/{BG01}?$select=accountEnabled")["accountEnabled"] is True
+
+
+# -- what Graph refuses, handled before apply --------------------------------------------------------------
+
+
+def test_a_soft_deleted_user_is_restored_without_writing_its_name_back(repo: Path, live: Live, tmp_path: Path) -> None:
+    live.write("DELETE", f"users/{KARI}")
+    assert live.get(f"directory/deletedItems/{KARI}")["userPrincipalName"].startswith(KARI.replace("-", ""))
+    report = run("diff", "--repo", repo, "--graph-url", live.url, "--type", "user", "--format", "json")
+    (change,) = json.loads(report.stdout)["changes"]
+    assert change["kind"] == "softDeleted" and change["properties"] == []
+    plan_file = tmp_path / "p.json"
+    assert run("plan", "--repo", repo, "--graph-url", live.url, "--type", "user", "-o", plan_file).exit_code == 0
+    assert [w["step"] for w in json.loads(plan_file.read_text())["writes"]] == ["restore"]
+    assert run("apply", plan_file, "--repo", repo, "--graph-url", live.url, "--auto-approve").exit_code == 0
+    assert (
+        live.get(f"users/{KARI}?$select=userPrincipalName")["userPrincipalName"]
+        == USERS["Kari Nordmann"]["userPrincipalName"]
+    )
+
+
+def test_a_grant_consented_again_meanwhile_is_not_created_twice(repo: Path, live: Live, tmp_path: Path) -> None:
+    grant = next(g for g in SEED["oauth2PermissionGrants"] if g["consentType"] == "AllPrincipals")
+    live.write("DELETE", f"oauth2PermissionGrants/{grant['id']}")
+    plan_file = tmp_path / "p.json"
+    grants = ("--type", "oauth2PermissionGrant")
+    assert run("plan", "--repo", repo, "--graph-url", live.url, *grants, "-o", plan_file).exit_code == 0
+    body = {k: grant[k] for k in ("clientId", "consentType", "resourceId", "scope")}
+    live.write("POST", "oauth2PermissionGrants", body)  # an administrator consents again before the apply
+    applied = run("apply", plan_file, "--repo", repo, "--graph-url", live.url, "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "in effect already" in "".join(journal_entries(repo))
+    same = [g for g in live.get("oauth2PermissionGrants")["value"] if g["clientId"] == grant["clientId"]]
+    assert len([g for g in same if g["consentType"] == "AllPrincipals"]) == 1
+
+
+def test_a_policy_write_naming_a_group_deleted_since_is_reported_in_the_plan(
+    repo: Path, live: Live, tmp_path: Path
+) -> None:
+    policy = live.get(f"identity/conditionalAccess/policies/{BLOCK}")
+    users = policy["conditions"]["users"]
+    live.write(
+        "PATCH",
+        f"identity/conditionalAccess/policies/{BLOCK}",
+        {"conditions": {**policy["conditions"], "users": {**users, "excludeGroups": []}}},
+    )
+    live.write("DELETE", f"groups/{EXCLUSIONS}")
+    live.write("DELETE", f"directory/deletedItems/{EXCLUSIONS}")  # gone for good
+    plan_file = tmp_path / "p.json"
+    planned = run("plan", "--repo", repo, "--graph-url", live.url, "--type", "conditionalAccessPolicy", "-o", plan_file)
+    assert planned.exit_code == 0, planned.output
+    document = json.loads(plan_file.read_text())
+    assert not [w for w in document["writes"] if w["id"] == BLOCK]
+    (reason,) = [s["reason"] for s in document["skipped"] if s["id"] == BLOCK]
+    assert f"names group {EXCLUSIONS} (conditions.users.excludeGroups), which no longer exists" in reason

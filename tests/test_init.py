@@ -515,16 +515,26 @@ class StateOrigin:
         return tree == git_in(self.origin, "rev-parse", f"{other}:tenant-state")
 
     def a_user(self) -> tuple[str, str]:
-        users = httpx.get(f"{self.graph_url}/users", params={"$select": "id,department,onPremisesSyncEnabled"}).json()
+        users = httpx.get(
+            f"{self.graph_url}/users",
+            params={"$select": "id,department,onPremisesSyncEnabled"},
+            headers={"Authorization": "Bearer local"},
+        ).json()
         user = next(u for u in users["value"] if u.get("department") and not u.get("onPremisesSyncEnabled"))
         return user["id"], user["department"]
 
     def set_department(self, user_id: str, value: str) -> None:
-        response = httpx.patch(f"{self.graph_url}/users/{user_id}", json={"department": value})
+        response = httpx.patch(
+            f"{self.graph_url}/users/{user_id}", json={"department": value}, headers={"Authorization": "Bearer local"}
+        )
         assert response.status_code == 204, response.text
 
     def department(self, user_id: str) -> str:
-        return httpx.get(f"{self.graph_url}/users/{user_id}", params={"$select": "department"}).json()["department"]
+        return httpx.get(
+            f"{self.graph_url}/users/{user_id}",
+            params={"$select": "department"},
+            headers={"Authorization": "Bearer local"},
+        ).json()["department"]
 
 
 SNAPSHOT_STEPS = (

@@ -317,7 +317,7 @@ def test_a_desired_state_without_users_is_refused_as_missing_then_by_the_thresho
     desired = without_type(demo, "user")
     present = frozenset(REGISTRY.names) - {"user"}
     plan = plan_for(desired, demo, kind=SourceKind.DESIRED)
-    assert sum(1 for w in plan.writes if w.step is Step.SOFT_DELETE) == 30  # all but the synchronised one
+    assert sum(1 for w in plan.writes if w.step is Step.SOFT_DELETE) == 31  # all but the synchronised one
     missing = judge(plan, desired, demo, present=present)
     assert Guard.MISSING_TYPE in guards(missing)
     (refusal,) = [r for r in missing.refusals if r.guard is Guard.MISSING_TYPE]
@@ -326,8 +326,8 @@ def test_a_desired_state_without_users_is_refused_as_missing_then_by_the_thresho
     allowed = plan_for(desired, demo, kind=SourceKind.DESIRED, options=PlanOptions(allow_empty=("user",)))
     judged = judge(allowed, desired, demo, present=present)
     assert guards(judged) == {Guard.THRESHOLD, Guard.EMPTIED}
-    assert any("30 of the 31 user objects live (97%)" in r.message for r in judged.refusals)
-    assert any("leaves 1 of the 31 live user objects" in r.message for r in judged.refusals)
+    assert any("31 of the 32 user objects live (97%)" in r.message for r in judged.refusals)
+    assert any("leaves 1 of the 32 live user objects" in r.message for r in judged.refusals)
     assert judged.remaining(force=True) == ()
 
 
@@ -338,8 +338,8 @@ def test_thresholds_count_against_the_live_tenant_and_the_source(demo: TenantSta
     plan = plan_for(demo, live)
     assert len(plan.writes) == 12
     (refusal,) = judge(plan, demo, live).refusals
-    # 12 of 43 live is 28%, under 30%; but 12 of the 31 the backup holds is 39%.
-    assert refusal.guard is Guard.THRESHOLD and "12 of the 31 user objects in the source (39%)" in refusal.message
+    # 12 of 44 live is 27%, under 30%; but 12 of the 32 the backup holds is 38%.
+    assert refusal.guard is Guard.THRESHOLD and "12 of the 32 user objects in the source (38%)" in refusal.message
     assert judge(plan, demo, live, settings=SafetySettings(share=0.5)).refusals == ()
 
 
@@ -433,3 +433,43 @@ def test_an_unknown_break_glass_account_is_refused(demo: TenantState) -> None:
     entries = (BreakGlassEntry("nobody@contoso.com", frozenset()),)
     (message,) = locked(judge(plan_for(demo, demo), demo, demo, break_glass=entries))
     assert "matches no user" in message
+
+
+# -- what Graph does not let recovery write ------------------------------------------------------------------
+
+
+def test_a_dynamic_groups_membership_is_shown_and_never_planned(demo: TenantState) -> None:
+    dynamic = GROUPS["Sales - All (Dynamic)"]
+    live = members(demo, dynamic, *demo.get("group", dynamic).data.get("members", ()), KARI)
+    report = difference_report(REGISTRY, demo, live, backup_name="b", against_name="l")
+    (change,) = [c for c in report.changes if c.id == dynamic]
+    assert [link.blocker for link in change.links] == [Blocker.DYNAMIC_MEMBERSHIP]
+    plan = plan_for(demo, live)
+    assert plan.writes == ()
+    assert [s.reason for s in plan.skipped] == ["dynamic membership: change the rule"]
+
+
+def test_a_policy_write_naming_an_object_that_is_gone_is_reported_before_apply(demo: TenantState) -> None:
+    gone = "00000000-0000-4000-8000-0000000000ee"
+    source = policy_users(demo, BLOCK, includeUsers=["All"], excludeUsers=[BG01, BG02], excludeGroups=[gone])
+    plan = plan_for(source, demo)
+    assert plan.writes == ()
+    (reason,) = [s.reason for s in plan.skipped if s.object_id == BLOCK]
+    assert f"it names group {gone} (conditions.users.excludeGroups), which no longer exists" in reason
+    # A group that the same plan restores is no reason to hold the write back.
+    restored = policy_users(demo, BLOCK, includeUsers=["All"], excludeUsers=[BG01, BG02], excludeGroups=[FINANCE])
+    live = soft_delete(demo, "group", FINANCE)
+    assert ("update", "conditionalAccessPolicy", BLOCK) in steps(plan_for(restored, live))
+
+
+def test_a_deleted_users_rewritten_sign_in_name_is_not_a_difference() -> None:
+    from entra_gitops.graph.client import GraphStats
+    from entra_gitops.graph.reader import TenantRead
+    from entra_gitops.normalize import normalize_read
+
+    upn = "kari.nordmann@contoso.com"
+    raw = {"id": KARI, "displayName": "Kari Nordmann", "userPrincipalName": KARI.replace("-", "") + upn}
+    read = TenantRead(MappingProxyType({"user": ()}), MappingProxyType({"user": (raw,)}), MappingProxyType({}),
+                      GraphStats(0, 0, 0, 0, 0))  # fmt: skip
+    (deleted,) = normalize_read(REGISTRY, read).state
+    assert deleted.lifecycle is Lifecycle.SOFT_DELETED and deleted.data["userPrincipalName"] == upn

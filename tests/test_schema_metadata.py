@@ -349,10 +349,29 @@ def test_no_secret_bearing_properties(path: Path):
 def test_properties_match_graph_metadata(path: Path, graph: GraphModel):
     schema = load(path)
     info = schema["x-entra-graph"]
-    types = {graph_name(t) for t in [info["odataType"], *info.get("subtypes", [])]}
+    # A property may be declared on the base type, a subtype or a kind (agentIdentityBlueprintId is agentIdentity's).
+    types = {graph_name(t) for t in [info["odataType"], *info.get("subtypes", []), *info.get("kinds", [])]}
     missing = sorted(t for t in types if not graph.is_structured(t))
     assert not missing, f"{path.name}: x-entra-graph names types absent from Graph v1.0: {missing}"
     assert_no_problems(path, check_members(graph, "", schema, types))
+
+
+@pytest.mark.parametrize("path", SCHEMAS)
+def test_kinds_derive_from_the_type_and_are_what_odata_type_may_say(path: Path, graph: GraphModel):
+    info = load(path)["x-entra-graph"]
+    base = graph_name(info["odataType"])
+    kinds = [graph_name(k) for k in info.get("kinds", [])]
+    problems = [
+        f"x-entra-graph.kinds: {k!r} does not derive from {base!r} in Graph v1.0"
+        for k in kinds
+        if k == base or not graph.is_a(k, base)
+    ]
+    if kinds:
+        stated = load(path)["properties"].get("@odata.type", {})
+        expected = {f"#microsoft.graph.{k}" for k in kinds} | {f"#{t}" for t in info.get("subtypes", [])}
+        if set(stated.get("enum", [])) != expected or stated.get("x-entra-scope") != "track":
+            problems.append(f"@odata.type: must be a track property whose enum is {sorted(expected)}")
+    assert_no_problems(path, problems)
 
 
 def test_folders_are_unique():

@@ -45,7 +45,7 @@ def dangling_references(seed: Mapping[str, Any]) -> list[str]:
     deleted = seed.get("directory/deletedItems", [])
     principals = {"User": users, "Group": groups, "ServicePrincipal": sps}
     directory = {**users, **groups, **sps}
-    sp_by_app_id = {sp["appId"]: sp for sp in sps.values()}
+    sp_by_app_id = {sp["appId"]: sp for sp in sps.values() if "appId" in sp}
 
     for name in ("users", "groups", "applications", "servicePrincipals", "oauth2PermissionGrants"):
         ids = [item["id"] for item in seed.get(name, [])]
@@ -61,6 +61,10 @@ def dangling_references(seed: Mapping[str, Any]) -> list[str]:
             allowed = directory if parts[2] == "members" else {**users, **sps}
             for member in value:
                 expect(member in allowed, f"{key}: {member} does not exist")
+        elif parts[0] == "users" and parts[-1] == "sponsors":
+            expect(parts[1] in users, f"{key}: no such user")
+            for sponsor in value:
+                expect(sponsor in {**users, **groups}, f"{key}: sponsor {sponsor} is not a user or group")
         elif parts[0] == "servicePrincipals" and parts[-1] == "appRoleAssignedTo":
             resource = sps.get(parts[1])
             expect(resource is not None, f"{key}: no such service principal")
@@ -73,7 +77,21 @@ def dangling_references(seed: Mapping[str, Any]) -> list[str]:
                 )
                 expect(a["appRoleId"] in roles, f"{key}: {a['id']}: app role {a['appRoleId']} not on the resource")
 
+    for user in users.values():
+        if user.get("identityParentId"):
+            parent = sps.get(user["identityParentId"], {})
+            expect(
+                parent.get("@odata.type") == "#microsoft.graph.agentIdentity",
+                f"agent user {user['id']}: identityParentId {user['identityParentId']} is not an agent identity",
+            )
     for sp in sps.values():
+        if "appId" not in sp:
+            # An agent identity has no app registration of its own: it names its blueprint's appId.
+            expect(
+                sp.get("agentIdentityBlueprintId") in {a["appId"] for a in apps},
+                f"agent identity {sp['id']}: agentIdentityBlueprintId names no blueprint here",
+            )
+            continue
         expect(
             sp["appId"] in {a["appId"] for a in apps} or sp.get("appOwnerOrganizationId") == MICROSOFT_TENANT_ID,
             f"service principal {sp['id']}: appId {sp['appId']} is neither an app here nor Microsoft's",
@@ -199,6 +217,7 @@ def test_group_sizes_are_heavy_tailed() -> None:
         "users=3,groups=0,apps=0,locations=0,policies=2,deleted=0",
         "users=40,groups=30,apps=25,policies=13,locations=9",
         "users=2000,groups=300,apps=20,grants=500,seed=3",
+        "users=300,groups=20,apps=120",
     ],
 )
 def test_every_synthetic_reference_resolves(text: str) -> None:

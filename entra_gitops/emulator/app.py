@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from entra_gitops.emulator import hooks
+from entra_gitops.emulator import hooks, values
+from entra_gitops.emulator.auth import check_access
 from entra_gitops.emulator.limits import Faults, Throttle, request_cost
 from entra_gitops.emulator.odata import MAX_PAGE_SIZE, Query, parse_query, project
 from entra_gitops.emulator.protocol import (
@@ -148,6 +149,7 @@ class Emulator:
             if matched is None:
                 raise no_route(request.path)
             route, params = matched
+            check_access(self.tenant, route, params, request)
             query = parse_query(request.params)
             if route.op is not Op.BATCH and self.throttle is not None:
                 charge = self.throttle.charge(
@@ -279,9 +281,15 @@ class Emulator:
         bucket = self.tenant.objects(rtype, parent)
 
         def ids() -> tuple[str, ...]:
+            # agentidentity-list: a cast "does not return other types of service principal objects".
+            wanted = (
+                bucket
+                if route.kind is None
+                else {k: o for k, o in bucket.items() if rtype.kind_of(o) == _short(route.kind)}
+            )
             if query.filter is None:
-                return tuple(bucket)
-            return tuple(k for k, o in bucket.items() if query.filter(o))
+                return tuple(wanted)
+            return tuple(k for k, o in wanted.items() if query.filter(o))
 
         page, cursor, next_link = self._page(request, query, ids)
         value = [self._shape(rtype, bucket[i], cursor.select) for i in page if i in bucket]
@@ -305,10 +313,16 @@ class Emulator:
         if rtype.singleton:
             raise method_not_allowed(request.method)
         body = _object_body(request.body)
+        if route.kind is not None:
+            # POST to the cast (agentidentity-post) creates that kind, whatever else the body says.
+            if _short(str(body.get("@odata.type", route.kind))) != _short(route.kind):
+                raise bad_request(f"The @odata.type '{body['@odata.type']}' does not match '{route.kind}'.")
+            body = {**body, "@odata.type": f"#{route.kind}"}
         parent = self._parent(route, params)
-        self._check_writable(rtype, body, creating=True)
+        body = self._check_writable(rtype, body, creating=True)
+        hooks.check_references(self.tenant, rtype, body)
         prepared = hooks.before_create(self.tenant, rtype, dict(body), parent)
-        if not rtype.subtypes:
+        if not rtype.subtypes and rtype.kind_of(prepared) is None:
             # Typed SDK models send their base type's @odata.type; Graph neither stores nor echoes it.
             prepared.pop("@odata.type", None)
         obj = self.tenant.create(rtype, prepared, parent)
@@ -324,24 +338,23 @@ class Emulator:
             if obj is None:
                 raise not_found(params["key"])
             return rtype, obj, parent
-        return rtype, self.tenant.get(rtype, params["id"], parent), parent
+        obj = self.tenant.get(rtype, params["id"], parent)
+        if route.kind is not None and rtype.kind_of(obj) != _short(route.kind):
+            raise not_found(params["id"])
+        return rtype, obj, parent
 
     def get_item(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype, obj, _ = self._item(route, params)
         self._check_select(rtype, query.select)
         shaped = self._shape(rtype, obj, query.select)
-        return Reply(
-            200,
-            {
-                "@odata.context": self._context(request, f"{request.path.rpartition('/')[0] or rtype.name}/$entity"),
-                **shaped,
-            },
-        )
+        where = f"{rtype.collection}/{route.kind}" if route.kind else request.path.rpartition("/")[0] or rtype.name
+        return Reply(200, {"@odata.context": self._context(request, f"{where}/$entity"), **shaped})
 
     def patch_item(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype, obj, _ = self._item(route, params)
-        changes = _object_body(request.body)
-        self._check_writable(rtype, changes, current=obj)
+        changes = self._check_writable(rtype, _object_body(request.body), current=obj)
+        hooks.check_references(self.tenant, rtype, changes)
+        hooks.before_update(self.tenant, rtype, obj, changes)
         self.tenant.update(rtype, obj, {k: v for k, v in changes.items() if k != "@odata.type"})
         return Reply(204)
 
@@ -353,6 +366,7 @@ class Emulator:
             raise bad_request(f"Built-in {rtype.name} '{obj['id']}' cannot be deleted.")
         if rtype.is_synchronized(obj):
             raise bad_request("Unable to delete an object that is mastered on-premises by directory synchronization.")
+        hooks.before_delete(self.tenant, rtype, obj)
         self.tenant.delete(rtype, obj["id"], parent)
         return Reply(204)
 
@@ -363,8 +377,9 @@ class Emulator:
         *,
         current: Mapping[str, Any] | None = None,
         creating: bool = False,
-    ) -> None:
-        """Refuse what Graph refuses: read-only, unknown and action-only properties, built-in and synced objects."""
+    ) -> dict[str, Any]:
+        """Refuse what Graph refuses: read-only, unknown and action-only properties, values of the wrong type or
+        outside an enum, built-in and synced objects. Returns the body as stored (OData's "true" read as true)."""
         if current is not None and rtype.is_read_only(current):
             raise bad_request(f"Built-in {rtype.name} '{current.get('id')}' cannot be modified.")
         if current is not None and rtype.is_synchronized(current):
@@ -381,6 +396,8 @@ class Emulator:
             raise bad_request(f"The @odata.type '{body['@odata.type']}' does not match the object's type.")
         if rtype.subtypes and "@odata.type" not in body:
             raise bad_request(f"The request body for a {rtype.name} must state its '@odata.type'.")
+        if rtype.kinds and "@odata.type" in body:
+            body = self._stated_kind(rtype, body, current)
         known = self._known_properties(rtype)
         for name in body:
             if name == "@odata.type" or name == "passwordProfile" or name.endswith("@odata.bind"):
@@ -398,6 +415,24 @@ class Emulator:
                 )
             if prop is not None and prop.link is not None:
                 raise bad_request(f"Property '{name}' is a relationship: use its $ref endpoint.")
+        return values.checked(rtype, body)
+
+    @staticmethod
+    def _stated_kind(rtype: ResourceType, body: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The body with its @odata.type as stored: a kind as `#microsoft.graph.…`, the base type left out.
+
+        An object's type never changes: a PATCH may state the base type or the object's own kind, nothing else.
+        """
+        stated = str(body["@odata.type"]).removeprefix("#")
+        if stated.startswith("graph."):
+            stated = f"microsoft.{stated}"
+        if stated != rtype.odata_type and stated not in rtype.kinds:
+            raise bad_request(f"The @odata.type '{body['@odata.type']}' is not a {rtype.odata_type}.")
+        kind = f"#{stated}" if stated in rtype.kinds else None
+        if current is not None and kind is not None and kind != current.get("@odata.type"):
+            raise bad_request(f"The @odata.type '{body['@odata.type']}' does not match the object's type.")
+        rest = {k: v for k, v in body.items() if k != "@odata.type"}
+        return {"@odata.type": kind, **rest} if kind else rest
 
     # -- singletons ---------------------------------------------------------------------------
 
@@ -416,8 +451,7 @@ class Emulator:
     def patch_singleton(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype = route.rtype
         obj = self._singleton(rtype)
-        changes = _object_body(request.body)
-        self._check_writable(rtype, changes, current=obj)
+        changes = self._check_writable(rtype, _object_body(request.body), current=obj)
         self.tenant.update(rtype, obj, changes)
         return Reply(204)
 
@@ -495,6 +529,7 @@ class Emulator:
         rtype, prop = route.rtype, route.prop
         assert prop is not None
         owner = self.tenant.get(rtype, params["id"])
+        hooks.before_link_write(rtype, prop.name, owner)
         reference = _object_body(request.body).get("@odata.id")
         if not isinstance(reference, str) or "/" not in reference:
             raise bad_request("The request body must contain '@odata.id' with the URL of a directory object.")
@@ -509,6 +544,7 @@ class Emulator:
         rtype, prop = route.rtype, route.prop
         assert prop is not None
         owner = self.tenant.get(rtype, params["id"])
+        hooks.before_link_write(rtype, prop.name, owner)
         member_id = params["linkId"]
         found = self.tenant.directory_object(member_id)
         self.tenant.remove_link((rtype.name, prop.name), owner["id"], found[1]["id"] if found else member_id)
@@ -573,8 +609,10 @@ class Emulator:
 
     def restore(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         rtype, record = self.tenant.find_deleted(route.types, params["id"])
-        hooks.before_restore(self.tenant, rtype, record.obj)
-        obj = self.tenant.restore(rtype, record.obj["id"])
+        body = _object_body(request.body) if request.body is not None else {}
+        hooks.before_restore(self.tenant, rtype, record.obj, body)
+        renamed = {"userPrincipalName": body["newUserPrincipalName"]} if body.get("newUserPrincipalName") else None
+        obj = self.tenant.restore(rtype, record.obj["id"], renamed)
         return Reply(
             200,
             {
@@ -597,10 +635,13 @@ class Emulator:
             if state is None or state.get("t") != rtype.name:
                 raise bad_request("The delta token is not valid for this resource.", "Request_InvalidDeltaToken")
             if self.tenant.clock() - state["at"] > self.delta_ttl:
+                # delta-query-overview.md: an expired token is "a 40X-series error with error codes such as
+                # syncStateNotFound", and a reset is 410 with a Location header holding the initial query.
                 raise GraphFault(
                     410,
                     "syncStateNotFound",
                     "The sync state generation is not found or has expired. Restart synchronization.",
+                    {"Location": f"{request.base_url}/{rtype.delta}"},
                 )
             since, select = state["s"], tuple(state["sel"]) if state.get("sel") is not None else None
         self._check_select(rtype, tuple(n for n in select or () if not _is_link(rtype, n)))
@@ -677,6 +718,9 @@ class Emulator:
         return row
 
     def _odata_type_of(self, object_id: str) -> str:
+        found = self.tenant.directory_object(object_id)
+        if found is not None and found[0].kind_of(found[1]):
+            return str(found[1]["@odata.type"])  # an agent user is served as one, not as a plain user
         name = self.tenant.directory.get(object_id)
         if name is None:
             name = next((t for t, bucket in self.tenant.deleted.items() if object_id in bucket), None)
@@ -691,15 +735,22 @@ class Emulator:
             raise bad_request("The batch request must contain a non-empty 'requests' array.", "BadRequest")
         if len(items) > MAX_BATCH:
             raise bad_request(f"The number of batch requests exceeds the maximum of {MAX_BATCH}.", "BadRequest")
-        statuses: dict[str, int] = {}
-        responses = []
+        # json-batching.md: ids are "not case-sensitive" and must be unique, or the whole batch is 400; a body
+        # needs a Content-Type header. Both are checked before any request runs, as a malformed batch is.
         for item in items:
             if not isinstance(item, dict) or not {"id", "method", "url"} <= item.keys():
                 raise bad_request("Every batch request needs 'id', 'method' and 'url'.", "BadRequest")
+            headers = {str(k).lower() for k in (item.get("headers") or {})}
+            if item.get("body") is not None and "content-type" not in headers:
+                raise bad_request(f"Batch request '{item['id']}' has a body but no Content-Type header.", "BadRequest")
+        ids = [str(item["id"]).lower() for item in items]
+        if len(set(ids)) != len(ids):
+            raise bad_request("Batch request ids must be unique (they are not case-sensitive).", "BadRequest")
+        statuses: dict[str, int] = {}
+        responses = []
+        for item in items:
             item_id = str(item["id"])
-            if item_id in statuses:
-                raise bad_request(f"Batch request id '{item_id}' is used more than once.", "BadRequest")
-            depends = item.get("dependsOn") or []
+            depends = [str(d).lower() for d in item.get("dependsOn") or []]
             if any(d not in statuses for d in depends):
                 raise bad_request(
                     f"Batch request '{item_id}' depends on a request that does not come before it.", "BadRequest"
@@ -711,13 +762,18 @@ class Emulator:
                 reply = self._error(fault, None, new_request_id())
             else:
                 reply = self.handle(_sub_request(request, item))
-            statuses[item_id] = reply.status
+            statuses[item_id.lower()] = reply.status
             responses.append(_batch_response(item_id, reply))
         # Graph answers sub-requests in no promised order; answering in reverse keeps clients honest.
         return Reply(200, {"responses": list(reversed(responses))})
 
 
 _INVALID_JSON = object()
+
+
+def _short(kind: str) -> str:
+    """`microsoft.graph.agentIdentity` (or `#…`, `graph.…`) -> `agentIdentity`, as ResourceType.kind_of names kinds."""
+    return kind.rsplit(".", 1)[-1]
 
 
 def _is_link(rtype: ResourceType, name: str) -> bool:
@@ -749,6 +805,10 @@ def _sub_request(envelope: Request, item: Mapping[str, Any]) -> Request:
         url = url[len("v1.0/") :]
     path, _, query = url.partition("?")
     headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+    # Graph authenticates a batch once: every sub-request runs as the caller of the envelope.
+    headers.pop("authorization", None)
+    if "authorization" in envelope.headers:
+        headers["authorization"] = envelope.headers["authorization"]
     return Request(
         method=str(item["method"]).upper(),
         path=path.rstrip("/"),

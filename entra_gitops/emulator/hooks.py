@@ -1,17 +1,44 @@
-"""Where Graph behaves differently for one type: small hooks named after the behaviour."""
+"""Where Graph behaves differently for one type: small hooks named after the behaviour, each citing its source.
+
+Sources are pages of Microsoft's Graph v1.0 documentation (microsoft-graph-docs-contrib, api-reference/v1.0)
+and, where the documentation is silent, the answer real Graph was seen giving, marked as such: the
+emulator then takes the most restrictive plausible answer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from entra_gitops.emulator.protocol import bad_request, not_found
+from entra_gitops.emulator.graph_ids import assignment_id, grant_id
+from entra_gitops.emulator.protocol import GraphFault, bad_request, not_found
 from entra_gitops.emulator.store import Tenant
-from entra_gitops.registry import ResourceType
+from entra_gitops.references import object_references
+from entra_gitops.registry import ResourceType, ThrottleScope
+
+DEFAULT_ACCESS_ROLE = "00000000-0000-0000-0000-000000000000"
+FORBIDDEN = "Insufficient privileges to complete the operation."
+SYNCED = (
+    "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects "
+    "currently undergoing migration."
+)
+# How Conditional Access names a missing reference ("1054: Invalid group value: …", seen on real Graph:
+# KelvinTegelaar/CIPP#3614); the other kinds follow by analogy.
+REFERENCE_KIND = {
+    "user": "user",
+    "group": "group",
+    "namedLocation": "location",
+    "authenticationStrengthPolicy": "authentication strength",
+}
 
 
 def _denormalize_assignment(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
-    """App role assignments carry their principal's and resource's display names and kinds."""
+    """App role assignments carry their principal's and resource's display names and kinds.
+
+    serviceprincipal-post-approleassignedto.md documents only success; real Graph answers a duplicate
+    and an app role the resource does not define with 400 ("Permission being assigned already exists on
+    the object." / "... was not found on application"), which many scripts match on.
+    """
     if str(body.get("resourceId", parent)).lower() != parent.lower():
         raise bad_request("The resourceId in the body must be the service principal in the URL.")
     found = tenant.directory_object(str(body.get("principalId", "")))
@@ -20,11 +47,52 @@ def _denormalize_assignment(tenant: Tenant, body: dict[str, Any], parent: str) -
     principal_type, principal = found
     resource_type = tenant.registry.get("servicePrincipal")
     resource = tenant.get(resource_type, parent)
+    role = str(body.get("appRoleId", "")).lower()
+    defined = {str(r.get("id", "")).lower() for r in resource.get("appRoles") or ()}
+    if role != DEFAULT_ACCESS_ROLE and role not in defined:
+        raise bad_request(
+            f"Permission being assigned was not found on application '{resource.get('appId')}'. "
+            f"Permission '{body.get('appRoleId')}' does not exist."
+        )
+    assignments = tenant.objects(tenant.registry.get("appRoleAssignment"), resource["id"])
+    if any(
+        str(a.get("principalId", "")).lower() == principal["id"].lower() and str(a.get("appRoleId", "")).lower() == role
+        for a in assignments.values()
+    ):
+        raise bad_request("Permission being assigned already exists on the object.")
     body["resourceId"] = resource["id"]
     body["principalId"] = principal["id"]
     body["principalType"] = principal_type.name[:1].upper() + principal_type.name[1:]
     body["principalDisplayName"] = principal.get("displayName")
     body["resourceDisplayName"] = resource.get("displayName")
+    body["id"] = assignment_id(principal["id"])
+    return body
+
+
+def _grant_for_a_pair(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
+    """A delegated grant is one per client, resource (and, for one user's consent, principal).
+
+    oauth2permissiongrant-delete.md: one AllPrincipals grant and one Principal grant per user can exist
+    for an application; a second create is 409 Request_MultipleObjectsWithSameKeyValue "Permission entry
+    already exists." (seen on real Graph, hashicorp/terraform-provider-azuread#690), because the id is
+    derived from the pair (graph_ids.py).
+    """
+    spn = tenant.registry.get("servicePrincipal")
+    for key in ("clientId", "resourceId"):
+        if tenant.find(spn, str(body.get(key, ""))) is None:
+            raise bad_request(f"The {key} '{body.get(key)}' is not a service principal in this tenant.")
+    consent = body.get("consentType")
+    principal = body.get("principalId")
+    if consent == "AllPrincipals" and principal:
+        raise bad_request("principalId must be null when consentType is AllPrincipals.")
+    if consent == "Principal" and tenant.find(tenant.registry.get("user"), str(principal or "")) is None:
+        raise bad_request("principalId must be a user when consentType is Principal.")
+    object_id = grant_id(
+        str(body["clientId"]).lower(), str(body["resourceId"]).lower(), str(principal).lower() if principal else None
+    )
+    if tenant.find(tenant.registry.get("oauth2PermissionGrant"), object_id) is not None:
+        raise GraphFault(409, "Request_MultipleObjectsWithSameKeyValue", "Permission entry already exists.")
+    body["id"] = object_id
     return body
 
 
@@ -39,38 +107,216 @@ def _require_existing_app(tenant: Tenant, body: dict[str, Any], parent: str) -> 
     return body
 
 
-def _unique_principal_name(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
-    """A user principal name belongs to one user: a repeated create fails instead of duplicating."""
-    upn = body.get("userPrincipalName")
-    if upn and tenant.find_by(tenant.registry.get("user"), "userPrincipalName", str(upn)) is not None:
+def _sponsors_bound(tenant: Tenant, body: dict[str, Any], what: str) -> None:
+    """An agent identity or blueprint is created with at least one sponsor, a user or a group that exists.
+
+    agentidentity-post.md: "The request body must contain displayName, agentIdentityBlueprintAppId, and a valid
+    sponsor reference"; agentidentityblueprint-post.md: "You must specify the displayName property and sponsors
+    relationship"; agentidentity-post-sponsors.md: "Sponsors can include users or groups". The emulator keeps no
+    sponsors of service principals and applications (nor does entra-gitops read them), so the binding is dropped.
+    """
+    if not body.get("displayName"):
+        raise bad_request(f"The displayName of {what} is required.")
+    bound = body.pop("sponsors@odata.bind", None)
+    if not isinstance(bound, list) or not bound:
+        raise bad_request(f"Creating {what} needs at least one sponsor: sponsors@odata.bind naming users or groups.")
+    for reference in bound:
+        found = tenant.directory_object(str(reference).rstrip("/").rsplit("/", 1)[-1])
+        if found is None or found[0].name not in ("user", "group") or found[0].kind_of(found[1]):
+            raise bad_request(f"The sponsor '{reference}' is not a user or group of this tenant.")
+
+
+def _blueprint(tenant: Tenant, app_id: str) -> dict[str, Any] | None:
+    """The live agent identity blueprint whose appId is `app_id`."""
+    applications = tenant.registry.get("application")
+    app = tenant.find_by(applications, "appId", app_id) if app_id else None
+    return app if app is not None and applications.kind_of(app) == "agentIdentityBlueprint" else None
+
+
+def _agent_identity_of_a_blueprint(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
+    """An agent identity names the appId of an existing blueprint (agentidentity-post.md; agentidentity.md:
+    agentIdentityBlueprintId is "The appId of the agent identity blueprint"), and is a ServiceIdentity.
+
+    Its agentIdentityBlueprintId is immutable (Core.V1.Immutable in Graph's metadata): the schema marks it
+    readOnly, so a PATCH naming it is refused like any read-only property.
+    """
+    if _blueprint(tenant, str(body.get("agentIdentityBlueprintId") or "")) is None:
         raise bad_request(
-            "Another object with the same value for property userPrincipalName already exists.",
-            "Request_MultipleObjectsWithSameKeyValue",
+            f"The agentIdentityBlueprintId '{body.get('agentIdentityBlueprintId')}' is not the appId of an agent "
+            "identity blueprint in this tenant."
         )
+    _sponsors_bound(tenant, body, "an agent identity")
+    body["servicePrincipalType"] = "ServiceIdentity"  # agentidentity.md: "Set to ServiceIdentity for all"
     return body
 
 
+def _blueprint_with_sponsors(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
+    """An agent identity blueprint is created with its sponsors (agentidentityblueprint-post.md)."""
+    _sponsors_bound(tenant, body, "an agent identity blueprint")
+    return body
+
+
+def _principal_of_a_blueprint(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
+    """A blueprint principal is created for a blueprint, by its appId (agentidentityblueprintprincipal-post.md:
+    the body "must contain appId of the agentIdentityBlueprint")."""
+    if _blueprint(tenant, str(body.get("appId") or "")) is None:
+        raise bad_request(f"The appId '{body.get('appId')}' is not the appId of an agent identity blueprint.")
+    return _require_existing_app(tenant, body, parent)
+
+
+def _agent_user_of_an_identity(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
+    """An agent user names its agent identity, one agent user per identity.
+
+    agentuser-post.md: identityParentId is required, and "Attempting to create an agentUser with an
+    identityParentId already linked to another agentUser returns a 400 Bad Request error"; agentuser.md: it
+    "can't be cleared during updates" (the schema marks it readOnly, so a PATCH naming it is refused).
+    """
+    parent_id = str(body.get("identityParentId") or "")
+    principals = tenant.registry.get("servicePrincipal")
+    identity = tenant.find(principals, parent_id) if parent_id else None
+    if identity is None or principals.kind_of(identity) != "agentIdentity":
+        raise bad_request(f"The identityParentId '{body.get('identityParentId')}' is not an agent identity.")
+    users = tenant.registry.get("user")
+    if any(str(u.get("identityParentId", "")).lower() == identity["id"].lower() for u in tenant.all_objects(users)):
+        raise bad_request(f"The agent identity '{identity['id']}' already has an agent user.")
+    return body
+
+
+def _unique_keys(tenant: Tenant, rtype: ResourceType, body: Mapping[str, Any], except_id: str | None = None) -> None:
+    """A unique key (a user principal name) belongs to one live object: a second one fails instead of duplicating."""
+    for unique in rtype.unique_keys:
+        value = unique.value_of(body)
+        if value is None:
+            continue
+        holder = tenant.find_by(rtype, unique.name, value)
+        if holder is not None and holder.get("id") != except_id:
+            raise bad_request(
+                f"Another object with the same value for property {unique.name} already exists.",
+                "Request_MultipleObjectsWithSameKeyValue",
+            )
+
+
 _BEFORE_CREATE = {
-    "user": _unique_principal_name,
     "appRoleAssignment": _denormalize_assignment,
     "servicePrincipal": _require_existing_app,
+    "oauth2PermissionGrant": _grant_for_a_pair,
+}
+
+
+# Kinds (x-entra-graph.kinds) whose creation Graph checks beyond their base type's; by ResourceType.kind_of's name.
+_BEFORE_CREATE_KIND = {
+    "agentIdentity": _agent_identity_of_a_blueprint,
+    "agentIdentityBlueprint": _blueprint_with_sponsors,
+    "agentIdentityBlueprintPrincipal": _principal_of_a_blueprint,
+    "agentUser": _agent_user_of_an_identity,
 }
 
 
 def before_create(tenant: Tenant, rtype: ResourceType, body: dict[str, Any], parent: str) -> dict[str, Any]:
-    """Apply the type's create-time behaviour, if it has one."""
-    hook = _BEFORE_CREATE.get(rtype.name)
+    """Apply the type's (or its kind's) create-time behaviour, if it has one; unique keys hold for every type."""
+    _unique_keys(tenant, rtype, body)
+    kind = rtype.kind_of(body)
+    hook = _BEFORE_CREATE_KIND.get(kind) if kind else _BEFORE_CREATE.get(rtype.name)
     return hook(tenant, body, parent) if hook else body
 
 
-def before_restore(tenant: Tenant, rtype: ResourceType, obj: Mapping[str, Any]) -> None:
-    """Graph refuses a restore whose user principal name is taken by a live object meanwhile."""
-    upn = obj.get("userPrincipalName")
-    if upn and tenant.find_by(rtype, "userPrincipalName", upn) is not None:
+def before_update(tenant: Tenant, rtype: ResourceType, obj: Mapping[str, Any], changes: Mapping[str, Any]) -> None:
+    """What Graph checks on a PATCH beyond the schema: unique keys stay unique; an agent user states its type.
+
+    agentuser-update.md: "You must specify the @odata.type as #microsoft.graph.agentUser in the request body
+    when updating an agentUser" (its tip, that PATCH /users/{id} works "without specifying the
+    microsoft.graph.agentUser type", is read as being about the URL): the stricter reading is modelled.
+    """
+    _unique_keys(tenant, rtype, {**obj, **changes}, except_id=obj.get("id"))
+    if rtype.kind_of(obj) == "agentUser" and changes.get("@odata.type") != obj.get("@odata.type"):
+        raise bad_request("The request body for an agentUser must state '@odata.type': '#microsoft.graph.agentUser'.")
+
+
+def check_references(tenant: Tenant, rtype: ResourceType, body: Mapping[str, Any]) -> None:
+    """Conditional Access refuses a write naming a user, group, location or strength that does not exist.
+
+    Not documented on conditionalaccesspolicy-update.md; real Graph answers "1054: Invalid group value: …"
+    (KelvinTegelaar/CIPP#3614). Ids Graph keeps of objects deleted since may stay in a stored policy
+    (staleReferences), but a write must name live objects; literals such as All, AllTrusted and the
+    built-in "MFA trusted IPs" location 00000000-0000-0000-0000-000000000000 (conditionalaccesspolicy-get.md's
+    own example excludes it) are not references.
+    """
+    if rtype.throttle_scope is not ThrottleScope.CONDITIONAL_ACCESS:
+        return
+    for reference in object_references(rtype, body):
+        if not any(_live(tenant, name, reference.target) for name in reference.types):
+            kind = REFERENCE_KIND.get(reference.types[0], reference.types[0])
+            raise bad_request(f"1054: Invalid {kind} value: {reference.target}.", "BadRequest")
+
+
+def _live(tenant: Tenant, type_name: str, object_id: str) -> bool:
+    rtype = tenant.registry.get(type_name)
+    if rtype.singleton:
+        return False
+    return tenant.find(rtype, object_id) is not None
+
+
+def before_delete(tenant: Tenant, rtype: ResourceType, obj: Mapping[str, Any]) -> None:
+    """A named location that is trusted, or that a policy uses, is not deleted.
+
+    Microsoft Entra's concept-assignment-network.md: "Locations marked as trusted can't be deleted without
+    first removing the trusted designation." Refusing a location a policy still names is not documented:
+    it is the emulator's most restrictive answer, so a recovery that deletes one first is caught.
+    """
+    if rtype.name != "namedLocation":
+        return
+    if obj.get("isTrusted"):
         raise bad_request(
-            f"Another object with the same value for property userPrincipalName ('{upn}') already exists.",
-            "Request_MultipleObjectsWithSameKeyValue",
+            "Locations marked as trusted can't be deleted without first removing the trusted designation."
         )
+    policies = tenant.registry.get("conditionalAccessPolicy")
+    users = [
+        p["id"]
+        for p in tenant.all_objects(policies)
+        if any(r.target.lower() == str(obj["id"]).lower() for r in object_references(policies, p))
+    ]
+    if users:
+        raise bad_request(
+            f"The named location '{obj['id']}' is used by Conditional Access policies: {', '.join(sorted(users))}.",
+            "BadRequest",
+        )
+
+
+def before_link_write(rtype: ResourceType, prop_name: str, owner: Mapping[str, Any]) -> None:
+    """Dynamic groups' members come from their rule, and synchronised groups' from on-premises.
+
+    group-delete-members.md: "You can't remove a member from groups with dynamic memberships"; Microsoft
+    Support: "Dynamic groups can't have their membership managed via Microsoft Graph", answered with 403
+    Authorization_RequestDenied. A synchronised group answers 400 (seen on real Graph).
+    """
+    prop = rtype.prop(prop_name)
+    if prop is not None and prop.link is not None and prop.link.is_read_only(owner):
+        raise GraphFault(403, "Authorization_RequestDenied", FORBIDDEN)
+    if rtype.is_synchronized(owner):
+        raise bad_request(SYNCED)
+
+
+def before_restore(tenant: Tenant, rtype: ResourceType, obj: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """Graph refuses a restore whose user principal name a live object holds meanwhile.
+
+    directory-deleteditems-restore.md: the optional autoReconcileProxyConflict and newUserPrincipalName
+    are "used only for restoring soft-deleted user objects".
+    """
+    extras = set(body) - {"autoReconcileProxyConflict", "newUserPrincipalName"}
+    if extras or (body and rtype.name != "user"):
+        raise bad_request(f"Unexpected parameters for restoring a {rtype.name}: {', '.join(sorted(body))}.")
+    soft = rtype.soft_delete
+    original = {k: (soft.original(k, obj["id"], v) if soft else v) for k, v in obj.items() if isinstance(k, str)}
+    if body.get("newUserPrincipalName"):
+        original["userPrincipalName"] = body["newUserPrincipalName"]
+    for unique in rtype.unique_keys:
+        value = unique.value_of(original)
+        if value is not None and tenant.find_by(rtype, unique.name, value) is not None:
+            raise bad_request(
+                f"Another object with the same value for property {unique.name} ('{original.get(unique.name)}') "
+                "already exists.",
+                "Request_MultipleObjectsWithSameKeyValue",
+            )
 
 
 def action_result(previous: Any, current: Any) -> dict[str, Any]:

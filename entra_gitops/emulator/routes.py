@@ -41,6 +41,7 @@ class Route:
     types: tuple[ResourceType, ...]
     prop: PropertySpec | None = None
     alternate_key: str | None = None
+    kind: str | None = None  # a derived-type cast segment (microsoft.graph.agentIdentity): only objects of that kind
 
     @property
     def rtype(self) -> ResourceType:
@@ -57,11 +58,15 @@ def _compile(body: str) -> re.Pattern[str]:
     return re.compile(f"^{body}$")
 
 
-def _deleted_list_regex(path: str) -> str:
+def _cast(name: str) -> str:
     # The SDK sends `graph.user` where documentation writes `microsoft.graph.user`; Graph takes both.
+    return "(?:microsoft\\.)?" + re.escape(name.removeprefix("microsoft."))
+
+
+def _deleted_list_regex(path: str) -> str:
     prefix, _, cast = path.rpartition("/")
     if cast.startswith("microsoft.graph."):
-        return _regex(prefix) + "/(?:microsoft\\.)?" + re.escape(cast[len("microsoft.") :])
+        return _regex(prefix) + "/" + _cast(cast)
     return _regex(path)
 
 
@@ -98,6 +103,14 @@ class RouteTable:
             for key in rtype.alternate_keys:
                 body = _regex(rtype.collection or "") + rf"\({key}='(?P<key>[^']*)'\)"
                 add(Route(Op.ALTERNATE_ITEM, _compile(body), (rtype,), alternate_key=key))
+        if rtype.collection and rtype.item:
+            for kind in rtype.kinds:
+                # Derived-type casts: after the collection (`servicePrincipals/microsoft.graph.agentIdentity`), and
+                # after the key (agentidentity-get) or, as agentuser-get writes it, between collection and key.
+                cast = _regex(rtype.collection) + "/" + _cast(kind)
+                add(Route(Op.COLLECTION, _compile(cast), (rtype,), kind=kind))
+                add(Route(Op.ITEM, _compile(_regex(rtype.item) + "/" + _cast(kind)), (rtype,), kind=kind))
+                add(Route(Op.ITEM, _compile(cast + "/(?P<id>[^/]+)"), (rtype,), kind=kind))
         if rtype.delta:
             add(Route(Op.DELTA, _compile(_regex(rtype.delta) + r"(?:\(\))?"), (rtype,)))
         for prop in rtype.links:

@@ -16,6 +16,7 @@ from entra_gitops.emulator.protocol import GraphFault
 from entra_gitops.emulator.routes import Op, RouteTable
 from entra_gitops.emulator.store import Tenant
 from entra_gitops.errors import SeedError
+from entra_gitops.references import object_references
 from entra_gitops.registry import Registry, ResourceType
 
 DIRECTORY_DELETED = "directory/deletedItems"
@@ -90,6 +91,8 @@ class SeedLoader:
         self.label = label
         self.routes = RouteTable(registry)
         self.by_odata_type = {f"#{t.odata_type}": t for t in registry}
+        # A deleted agent user is listed with its own @odata.type, and is a user.
+        self.by_odata_type.update({f"#{k}": t for t in registry for k in t.kinds})
 
     def fail(self, key: Any, message: str, index: int | None = None) -> SeedError:
         where = _line(self.data, key)
@@ -153,6 +156,8 @@ class SeedLoader:
             tenant.set_singleton(rtype, obj)
         elif route.op is Op.COLLECTION and rtype is not None:
             objects = list(self._objects(key, value))
+            for index, obj in objects:
+                self._check_kind(key, rtype, obj, index, route.kind)
             if rtype.parent is None:
                 for _, obj in objects:
                     tenant.insert(rtype, obj)
@@ -169,6 +174,19 @@ class SeedLoader:
                 later.append((key, lambda o=obj: self._insert_deleted(tenant, route.rtype, o)))
         else:
             raise self.fail(key, f"not a collection a seed can fill ({self._expected()})")
+
+    def _check_kind(self, key: str, rtype: ResourceType, obj: dict[str, Any], index: int, cast: str | None) -> None:
+        """An object's @odata.type is its type or one of its kinds; under a cast key it is that kind."""
+        if cast is not None:
+            obj.setdefault("@odata.type", f"#{cast}")
+        stated = obj.get("@odata.type")
+        if stated is None or stated == f"#{rtype.odata_type}" or rtype.subtypes:
+            return
+        if rtype.kind_of(obj) is None or (cast is not None and str(stated).removeprefix("#") != cast):
+            kinds = ", ".join(f"'#{k}'" for k in rtype.kinds) or "none"
+            message = f"item {index}: '@odata.type' {stated!r} is not a kind of {rtype.name} ({kinds})"
+            raise self.fail(key, message, index)
+        obj["@odata.type"] = f"#{str(stated).removeprefix('#')}"  # served as Graph writes it
 
     def _expected(self) -> str:
         return "expected a type's collection path such as 'users', a singleton path, 'groups/<id>/members', or 'directory/deletedItems'"
@@ -207,49 +225,30 @@ class SeedLoader:
             obj["deletedDateTime"] = deleted_at
 
     def _check_references(self, tenant: Tenant) -> None:
-        """Every id a schema marks as a reference (x-entra-ref) must name an object of the seed."""
+        """Every id a schema marks as a reference (x-entra-ref) must name an object of the seed.
+
+        Except where Graph itself keeps ids of objects deleted since (`staleReferences`: a Conditional
+        Access policy may still name a user or group that is gone), which is a normal tenant.
+        """
         for rtype in self.registry:
-            referring = [p for p in rtype.properties if "x-entra-ref" in json.dumps(p.schema, default=dict)]
-            if not referring:
+            if rtype.stale_references or not rtype.referenced_types:
                 continue
             objects = list(tenant.all_objects(rtype))
             if rtype.name in tenant.singletons:
                 objects.append(tenant.singletons[rtype.name])
             for obj in objects:
-                for prop in referring:
-                    for ref_id, targets in _references(prop.schema, obj.get(prop.name)):
-                        if not any(_exists(tenant, self.registry.get(t), ref_id) for t in targets):
-                            raise SeedError(
-                                f"{self.label}: {rtype.name} {obj.get('id')!r}: {prop.name} refers to "
-                                f"{ref_id!r}, which is not a {' or '.join(targets)} in this seed"
-                            )
+                for reference in object_references(rtype, obj, links=False):
+                    if not any(_exists(tenant, self.registry.get(t), reference.target) for t in reference.types):
+                        raise SeedError(
+                            f"{self.label}: {rtype.name} {obj.get('id')!r}: {reference.path} refers to "
+                            f"{reference.target!r}, which is not a {' or '.join(reference.types)} in this seed"
+                        )
 
 
 def _exists(tenant: Tenant, rtype: ResourceType, object_id: str) -> bool:
     if rtype.parent is not None:
         return any(object_id in bucket for bucket in tenant.live[rtype.name].values())
     return tenant.find(rtype, object_id) is not None or object_id in tenant.deleted[rtype.name]
-
-
-def _references(schema: Mapping[str, Any], value: Any) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(id, allowed types) for each reference inside `value`, guided by x-entra-ref annotations."""
-    if value is None:
-        return
-    targets = schema.get("x-entra-ref")
-    literals = set(schema.get("x-entra-ref-literals", ()))
-    if targets and isinstance(value, str):
-        if value not in literals:
-            yield value, tuple(targets)
-        return
-    if isinstance(value, list):
-        items = schema.get("items", {})
-        if targets and not items.get("x-entra-ref"):
-            items = {**items, "x-entra-ref": targets, "x-entra-ref-literals": list(literals)}
-        for item in value:
-            yield from _references(items, item)
-    elif isinstance(value, Mapping):
-        for name, sub in (schema.get("properties") or {}).items():
-            yield from _references(sub, value.get(name))
 
 
 def load_tenant(registry: Registry, spec: str) -> Tenant:

@@ -16,7 +16,7 @@ from entra_gitops.errors import ConfigError
 
 
 def require_loopback(host: str) -> None:
-    """The emulator holds a whole tenant and accepts any token: it never listens beyond this machine."""
+    """The emulator holds a whole tenant and trusts unsigned tokens: it never listens beyond this machine."""
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except socket.gaierror:

@@ -110,6 +110,8 @@ class Tenant:
 
     def _generate(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
         for name, kind in rtype.server_generated.items():
+            if name == "id" and obj.get("id") and kind == "opaque":
+                continue  # a hook derived it, as Graph derives relationship ids (graph_ids.py)
             if kind == "uuid":
                 obj[name] = str(uuid.uuid4())
             elif kind == "opaque":
@@ -161,6 +163,12 @@ class Tenant:
         if rtype.soft_delete is not None:
             record = Deleted(obj=obj, parent=parent)
             obj["deletedDateTime"] = self.now_text()
+            for name, how in rtype.soft_delete.renames.items():
+                # Graph frees a deleted user's sign-in name by prefixing its id (no dashes); restore undoes it.
+                if how == "idPrefix" and isinstance(obj.get(name), str):
+                    prefix = object_id.replace("-", "")
+                    if not obj[name].lower().startswith(prefix.lower()):
+                        obj[name] = prefix + obj[name]
             for key, groups in self.links.items():
                 for group_id, members in groups.items():
                     if object_id in members:
@@ -183,10 +191,14 @@ class Tenant:
                 return rtype, record
         raise not_found(object_id)
 
-    def restore(self, rtype: ResourceType, object_id: str) -> dict[str, Any]:
+    def restore(self, rtype: ResourceType, object_id: str, changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
         record = self.deleted[rtype.name].pop(object_id)
         obj = record.obj
         obj.pop("deletedDateTime", None)
+        if rtype.soft_delete is not None:
+            for name in rtype.soft_delete.renames:
+                obj[name] = rtype.soft_delete.original(name, object_id, obj.get(name))
+        obj.update(changes or {})
         self.objects(rtype, record.parent)[object_id] = obj
         if rtype.is_directory_object:
             self.directory[object_id] = rtype.name

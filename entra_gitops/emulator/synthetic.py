@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from entra_gitops.emulator.graph_ids import assignment_id, grant_id
+
 # A typo such as users=1000000000 would otherwise try to allocate hundreds of gigabytes.
 MAX_COUNT = 10_000_000
 
@@ -32,6 +34,12 @@ _TAG_LOCATION = 0x8008
 _TAG_DELETED_USER = 0x8009
 _TAG_CREDENTIAL = 0x800A
 _TAG_FIRST_PARTY = 0x800B
+_TAG_BLUEPRINT = 0x800C
+_TAG_BLUEPRINT_APP_ID = 0x800D
+_TAG_BLUEPRINT_PRINCIPAL = 0x800E
+_TAG_AGENT_IDENTITY = 0x800F
+_TAG_AGENT_USER = 0x8010
+APPS_PER_BLUEPRINT = 50
 _MASK64 = (1 << 64) - 1
 
 
@@ -50,28 +58,8 @@ def _ids(tag: int, count: int) -> list[str]:
     return out
 
 
-def _guid_bytes_le(guid: str) -> bytes:
-    """The bytes .NET gives for a GUID (the first three groups little-endian), as Graph uses in opaque ids."""
-    raw = bytes.fromhex(guid.replace("-", ""))
-    return raw[3::-1] + raw[5:3:-1] + raw[7:5:-1] + raw[8:]
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _grant_id(client_id: str, resource_id: str, principal_id: str | None) -> str:
-    # Graph derives a grant's id from its client, resource and (for user consent) principal,
-    # which is why an admin grant's id is 43 characters and a user grant's 64.
-    raw = _guid_bytes_le(client_id) + _guid_bytes_le(resource_id)
-    if principal_id is not None:
-        raw += _guid_bytes_le(principal_id)
-    return _b64url(raw)
-
-
 def _assignment_id(principal_id: str, rng: random.Random) -> str:
-    # Graph's assignment ids start with the principal's GUID bytes; the rest is opaque.
-    return _b64url(_guid_bytes_le(principal_id) + rng.getrandbits(128).to_bytes(16, "little"))
+    return assignment_id(principal_id, rng.getrandbits(128).to_bytes(16, "little"))
 
 
 # -- the spec ----------------------------------------------------------------------------------
@@ -86,7 +74,9 @@ class SyntheticSpec:
 
     Counts left as None are derived from `users` on construction: groups users/5, apps users/500
     (at least 3), grants one admin grant per app that signs users in plus half as many user grants,
-    6 Conditional Access policies, 4 named locations, deleted users/1000 (at least 1).
+    6 Conditional Access policies, 4 named locations, deleted users/1000 (at least 1). Agent ID comes with
+    the apps: one agent identity blueprint per 50 apps, each with its principal, one agent identity and that
+    identity's agent user (sponsored by a user), on top of the counts above.
     """
 
     users: int = 1000
@@ -580,6 +570,7 @@ class _Generator:
         s["policies/authenticationMethodsPolicy"] = self.methods_policy()
         s["policies/authorizationPolicy"] = self.authorization_policy()
         s["directory/deletedItems"] = self.deleted_users()
+        self.agents()
         return s
 
     # -- directory objects ----------------------------------------------------------------------
@@ -965,6 +956,83 @@ class _Generator:
             self.seed[f"servicePrincipals/{graph_sp['id']}/appRoleAssignedTo"] = graph_assignments
         self.graph_sp = graph_sp
 
+    def agents(self) -> None:
+        """Microsoft Entra Agent ID objects, in the plain collections with their @odata.type as Graph lists them.
+
+        Made last and without the random generator, so every other object is the same with or without them.
+        """
+        n = self.spec.apps // APPS_PER_BLUEPRINT
+        if not n:
+            return
+        blueprints, app_ids = _ids(_TAG_BLUEPRINT, n), _ids(_TAG_BLUEPRINT_APP_ID, n)
+        principals, identities = _ids(_TAG_BLUEPRINT_PRINCIPAL, n), _ids(_TAG_AGENT_IDENTITY, n)
+        agent_users = _ids(_TAG_AGENT_USER, n)
+        humans = self.user_ids[2:] or self.user_ids  # not the break-glass accounts, where there are others
+        for i in range(n):
+            name, app_id = f"Contoso Agent {i + 1:03d}", app_ids[i]
+            created = self.created[(i * 97) % len(self.created)]
+            self.seed["applications"].append(
+                {
+                    "@odata.type": "#microsoft.graph.agentIdentityBlueprint",
+                    "id": blueprints[i],
+                    "appId": app_id,
+                    "displayName": name,
+                    "createdDateTime": created,
+                    "signInAudience": "AzureADMyOrg",
+                    "publisherDomain": DOMAIN,
+                    "identifierUris": [f"api://{app_id}"],
+                    "tags": [],
+                    "appRoles": [],
+                    "keyCredentials": [],
+                    "passwordCredentials": [],
+                    "requiredResourceAccess": [],
+                }
+            )
+            self.seed["servicePrincipals"] += [
+                {
+                    "@odata.type": "#microsoft.graph.agentIdentityBlueprintPrincipal",
+                    "id": principals[i],
+                    "appId": app_id,
+                    "displayName": name,
+                    "appDisplayName": name,
+                    "appOwnerOrganizationId": self.tenant_id,
+                    "servicePrincipalType": "Application",
+                    "accountEnabled": True,
+                    "appRoleAssignmentRequired": False,
+                    "tags": [],
+                    "appRoles": [],
+                    "oauth2PermissionScopes": [],
+                },
+                {
+                    "@odata.type": "#microsoft.graph.agentIdentity",
+                    "id": identities[i],
+                    "displayName": f"{name} identity",
+                    "agentIdentityBlueprintId": app_id,
+                    "createdByAppId": app_id,
+                    "servicePrincipalType": "ServiceIdentity",
+                    "accountEnabled": True,
+                    "tags": [],
+                },
+            ]
+            nick = f"agent{i + 1:03d}"
+            self.seed["users"].append(
+                {
+                    "@odata.type": "#microsoft.graph.agentUser",
+                    "id": agent_users[i],
+                    "displayName": f"{name} user",
+                    "userPrincipalName": f"{nick}@{DOMAIN}",
+                    "mail": f"{nick}@{DOMAIN}",
+                    "mailNickname": nick,
+                    "identityParentId": identities[i],
+                    "accountEnabled": True,
+                    "userType": "Member",
+                    "businessPhones": [],
+                    "otherMails": [],
+                    "createdDateTime": created,
+                }
+            )
+            self.seed[f"users/{agent_users[i]}/sponsors"] = [humans[(i * 7) % len(humans)]]
+
     def graph_service_principal(self, sp_id: str) -> dict[str, Any]:
         return {
             "id": sp_id,
@@ -1047,7 +1115,7 @@ class _Generator:
         for client, scopes in apps[:total]:
             out.append(
                 {
-                    "id": _grant_id(client, resource, None),
+                    "id": grant_id(client, resource, None),
                     "clientId": client,
                     "consentType": "AllPrincipals",
                     "principalId": None,
@@ -1075,7 +1143,7 @@ class _Generator:
                 principal = self.user_ids[u]
                 out.append(
                     {
-                        "id": _grant_id(client, resource, principal),
+                        "id": grant_id(client, resource, principal),
                         "clientId": client,
                         "consentType": "Principal",
                         "principalId": principal,

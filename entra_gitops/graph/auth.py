@@ -39,6 +39,7 @@ ENV_CLIENT_SECRET = "AZURE_CLIENT_SECRET"
 ENV_AUTHORITY_HOST = "AZURE_AUTHORITY_HOST"
 ENV_OIDC_REQUEST_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
 ENV_OIDC_REQUEST_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+ENV_LOCAL_TOKEN = "ENTRA_GITOPS_LOCAL_TOKEN"
 
 GITHUB_OIDC_AUDIENCE = "api://AzureADTokenExchange"
 LOCAL_TOKEN = "entra-gitops-local"
@@ -178,7 +179,7 @@ def token_scopes(graph_url: str) -> list[str]:
 
 
 class LocalCredential:
-    """Async credential handing out a fixed, non-secret token for the loopback emulator."""
+    """Async credential handing out a fixed token for the loopback emulator (never logged or printed)."""
 
     def __init__(self, token: str = LOCAL_TOKEN, lifetime: int = 3600) -> None:
         self._token = token
@@ -328,7 +329,8 @@ def build_credential(graph_url: str, settings: AuthSettings) -> Any:
     if parts.scheme == "http" and not loopback:
         raise AuthError(f"refusing plain http for {parts.hostname}: access tokens would travel unencrypted; use https")
     if loopback and method in (None, AuthMethod.LOCAL):
-        return LocalCredential()
+        # A token of the tester's choosing (an unsigned JWT with `roles`) lets the emulator check least privilege.
+        return LocalCredential(_env(ENV_LOCAL_TOKEN) or LOCAL_TOKEN)
 
     if method is None:
         method = _choose_method(settings)

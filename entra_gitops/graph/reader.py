@@ -112,7 +112,8 @@ class _Reader:
             found = await self.links_by_delta(rtype, prop.name, label)
             self.links[(rtype.name, prop.name)] = {o: tuple(found.get(o, ())) for o in owners}
             return
-        paths = {o: _fill(prop.link.list_path, id=o) for o in owners}
+        wanted = [o["id"] for o in self.objects.get(rtype.name, ()) if prop.link.is_read_for(o)]
+        paths = {o: _fill(prop.link.list_path, id=o) for o in wanted}
         listed = await self.per_parent(rtype, paths, ("id",), label)
         self.links[(rtype.name, prop.name)] = {o: tuple(m["id"] for m in listed.get(o, ())) for o in owners}
 

@@ -408,7 +408,7 @@ def _object(index: int, row: ObjectRow) -> str:
     head = (
         '<div class="obj-head">'
         f'<span class="symbol" aria-hidden="true">{_e(row.symbol)}</span>'
-        f'<div class="obj-title"><span class="type mono">{_e(row.type_name)}</span>'
+        f'<div class="obj-title"><span class="type mono">{_e(row.type_label)}</span>'
         f'<h3 id="obj-{index}-title">{heading}</h3><code class="id">{_e(row.id)}</code></div>'
         f'<div class="badges"><span class="badge kind">{_e(row.kind_label)}</span></div>'
         "</div>"

@@ -45,6 +45,7 @@ def report_document(view: ReportView) -> dict[str, Any]:
         "changes": [
             {
                 "type": row.type_name,
+                "objectKind": row.object_kind,
                 "id": _as_in_tenant(row.id_value, row.id),
                 "displayName": _as_in_tenant(row.display_value, row.display),
                 "kind": row.kind,

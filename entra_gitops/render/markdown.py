@@ -39,7 +39,7 @@ def _named(pairs: tuple[tuple[str, str | None], ...]) -> str:
 
 
 def _section(row: ObjectRow) -> str:
-    title = f"<code>{row.symbol}</code> {markdown_text(row.type_name)} <b>{markdown_text(row.display or row.id)}</b>"
+    title = f"<code>{row.symbol}</code> {markdown_text(row.type_label)} <b>{markdown_text(row.display or row.id)}</b>"
     recovery = html.escape(row.action_label if row.recoverable else f"none: {row.note}" if row.note else "none")
     lines = [
         "<details>",

@@ -102,10 +102,16 @@ class ObjectRow:
     links: tuple[LinkRow, ...]
     id_value: str | None = None  # as in the tenant; None: same as `id`
     display_value: str | None = None  # as in the tenant; None: same as `display`
+    object_kind: str | None = None  # the kind of its type it is (agentIdentity); None for a plain object
+
+    @property
+    def type_label(self) -> str:
+        """The type as people read it: `servicePrincipal (agentIdentity)` for an object of a kind."""
+        return f"{self.type_name} ({self.object_kind})" if self.object_kind else self.type_name
 
     @property
     def title(self) -> str:
-        return f"{self.type_name} '{self.display}' ({self.id})" if self.display else f"{self.type_name} {self.id}"
+        return f"{self.type_label} '{self.display}' ({self.id})" if self.display else f"{self.type_label} {self.id}"
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,7 @@ def _row(change: ObjectChange, names: Mapping[str, str]) -> ObjectRow:
         links=tuple(links),
         id_value=change.id,
         display_value=change.display_name,
+        object_kind=change.object_kind,  # a name from the schema's kinds, never tenant text
     )
 
 
