@@ -20,6 +20,7 @@ from entra_gitops.ids import fold_id
 from entra_gitops.normalize import REDACTED
 from entra_gitops.references import object_references
 from entra_gitops.registry import PropertySpec, Registry, ResourceType, thaw
+from entra_gitops.simulate import after_plan
 from entra_gitops.state import Lifecycle, ObjectState, TenantState
 from entra_gitops.steps import (
     IRREVERSIBLE,
@@ -351,12 +352,48 @@ def build_plan(
     for change in ordered:
         planner.plan(change, soft_deleting)
     writes = tuple(planner.first) + tuple(sorted(planner.writes, key=lambda w: STEP_ORDER[w.step]))
+    writes = _deletes_graph_allows(registry, writes, source, live, planner)
     skipped = tuple(sorted(planner.skipped, key=lambda s: (s.type_name, s.display or "", s.object_id)))
     plan = Plan(
         tool, tenant, report.backup, backup_commit, report.scope, writes, skipped, created, "", kind, options,
         protected, break_glass, warnings,
     )  # fmt: skip
     return with_checksum(plan)
+
+
+def _deletes_graph_allows(
+    registry: Registry, writes: tuple[Write, ...], source: TenantState, live: TenantState, planner: _Planner
+) -> tuple[Write, ...]:
+    """Drop, with the reason, deletes Graph would refuse: a trusted location, or one a policy still names
+    once the plan's other writes are done (a recovery would otherwise fail half way through)."""
+    deleting = [w for w in writes if w.step in (Step.SOFT_DELETE, Step.DELETE)]
+    guarded = [
+        w
+        for w in deleting
+        if registry.get(w.type_name).kept_while_referenced or registry.get(w.type_name).undeletable_when
+    ]
+    if not guarded:
+        return writes
+    after = after_plan(registry, live, [w for w in writes if w not in deleting], source)
+    naming: dict[str, list[str]] = {}
+    for obj in after:
+        rtype = registry.get(obj.type_name)
+        if rtype.stale_references and obj.lifecycle is Lifecycle.ACTIVE:
+            for reference in object_references(rtype, obj.data):
+                naming.setdefault(fold_id(reference.target), []).append(obj.display(rtype.display) or obj.id)
+    dropped = set()
+    for write in guarded:
+        rtype, now = registry.get(write.type_name), live.get(*write.key)
+        reason = None
+        if now is not None and rtype.is_undeletable(now.data):
+            reason = "marked as trusted: Graph refuses to delete it until the trusted designation is removed"
+        elif rtype.kept_while_referenced and naming.get(fold_id(write.object_id)):
+            names = ", ".join(repr(n) for n in sorted(set(naming[fold_id(write.object_id)])))
+            reason = f"still named by {names}: Graph refuses to delete it while a policy uses it; include the policy"
+        if reason is not None:
+            planner.skipped.append(Skipped(write.type_name, write.object_id, write.display, f"not deleted: {reason}"))
+            dropped.add(id(write))
+    return tuple(w for w in writes if id(w) not in dropped)
 
 
 def _write_document(w: Write) -> dict[str, Any]:

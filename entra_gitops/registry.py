@@ -200,6 +200,8 @@ class ResourceType:
     unique_keys: tuple[UniqueKey, ...] = ()
     stale_references: bool = False  # Graph keeps ids of objects deleted since (Conditional Access)
     lookup_by: tuple[str, ...] = ()  # filterable properties that find an existing relationship before a create
+    kept_while_referenced: bool = False  # a delete is refused while a policy names the object (named locations)
+    undeletable_when: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # trusted locations
     permissions: tuple[PermissionNeed, ...] = ()  # x-entra-permissions.needs
     directory_roles: tuple[RoleRequirement, ...] = ()  # x-entra-permissions.directoryRoles
     kinds: tuple[str, ...] = ()  # optional derived Graph types served in this collection, tagged by @odata.type
@@ -268,6 +270,10 @@ class ResourceType:
     def is_read_only(self, obj: Mapping[str, Any]) -> bool:
         """True when Graph refuses any change to `obj` (built-in policies)."""
         return _matches(obj, self.read_only_when)
+
+    def is_undeletable(self, obj: Mapping[str, Any]) -> bool:
+        """True when Graph refuses to delete `obj` as it stands (a location marked as trusted)."""
+        return _matches(obj, self.undeletable_when)
 
 
 def _schema_refs(schema: Mapping[str, Any]) -> set[str]:
@@ -579,6 +585,8 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             unique_keys=tuple(UniqueKey(k["property"], freeze(k.get("when", {}))) for k in graph.get("uniqueKeys", ())),
             stale_references=bool(graph.get("staleReferences", False)),
             lookup_by=tuple(graph.get("lookupBy", ())),
+            kept_while_referenced=bool(graph.get("keptWhileReferenced", False)),
+            undeletable_when=freeze(graph.get("undeletableWhen", {})),
             kinds=_kinds(graph, raw["properties"], where),
             **_permission_fields(graph.get("x-entra-permissions"), raw["properties"], where),
         )

@@ -473,3 +473,19 @@ def test_a_deleted_users_rewritten_sign_in_name_is_not_a_difference() -> None:
                       GraphStats(0, 0, 0, 0, 0))  # fmt: skip
     (deleted,) = normalize_read(REGISTRY, read).state
     assert deleted.lifecycle is Lifecycle.SOFT_DELETED and deleted.data["userPrincipalName"] == upn
+
+
+def test_a_named_location_a_policy_still_uses_is_not_deleted_before_the_policy_lets_go(demo: TenantState) -> None:
+    location = next(o for o in demo.of_type("namedLocation") if not o.data.get("isTrusted"))
+    added = replace(location, id="00000000-0000-4000-8000-00000000beef", data=freeze(
+        {**thaw(location.data), "id": "00000000-0000-4000-8000-00000000beef", "displayName": "Added later"}))  # fmt: skip
+    policy = demo.get("conditionalAccessPolicy", BLOCK)
+    conditions = thaw(policy.data["conditions"])
+    conditions["locations"] = {"includeLocations": ["All"], "excludeLocations": [added.id]}
+    live = edit(put(demo, added), "conditionalAccessPolicy", BLOCK, conditions=conditions)
+    # The whole plan puts the policy back first, so the location can go.
+    assert steps(plan_for(demo, live))[-1] == ("softDelete", "namedLocation", added.id)
+    # Without the policy in scope, Graph would refuse the delete half way: the plan says so instead.
+    only = plan_for(demo, live, scope=ReportScope(("namedLocation",)))
+    assert only.writes == ()
+    assert "still named by 'CA004 - Block access outside allowed countries'" in only.skipped[0].reason

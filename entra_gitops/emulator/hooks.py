@@ -257,27 +257,28 @@ def _live(tenant: Tenant, type_name: str, object_id: str) -> bool:
 
 
 def before_delete(tenant: Tenant, rtype: ResourceType, obj: Mapping[str, Any]) -> None:
-    """A named location that is trusted, or that a policy uses, is not deleted.
+    """A named location that is trusted, or that a policy names, is not deleted (undeletableWhen, keptWhileReferenced).
 
     Microsoft Entra's concept-assignment-network.md: "Locations marked as trusted can't be deleted without
     first removing the trusted designation." Refusing a location a policy still names is not documented:
     it is the emulator's most restrictive answer, so a recovery that deletes one first is caught.
     """
-    if rtype.name != "namedLocation":
-        return
-    if obj.get("isTrusted"):
+    if rtype.is_undeletable(obj):
         raise bad_request(
             "Locations marked as trusted can't be deleted without first removing the trusted designation."
         )
-    policies = tenant.registry.get("conditionalAccessPolicy")
-    users = [
+    if not rtype.kept_while_referenced:
+        return
+    naming = [
         p["id"]
-        for p in tenant.all_objects(policies)
-        if any(r.target.lower() == str(obj["id"]).lower() for r in object_references(policies, p))
+        for other in tenant.registry
+        if other.stale_references
+        for p in tenant.all_objects(other)
+        if any(r.target.lower() == str(obj["id"]).lower() for r in object_references(other, p))
     ]
-    if users:
+    if naming:
         raise bad_request(
-            f"The named location '{obj['id']}' is used by Conditional Access policies: {', '.join(sorted(users))}.",
+            f"The {rtype.name} '{obj['id']}' is used by Conditional Access policies: {', '.join(sorted(naming))}.",
             "BadRequest",
         )
 
