@@ -33,6 +33,8 @@ from entra_gitops.state import Lifecycle, TenantState
 from entra_gitops.steps import LINK_STEPS, Step, StepError, Write, check_step, derive_request, link_ids
 
 WRITES_PER_SECOND = 20.0
+# How long to wait for Graph to find an object this run just restored or created (about seven seconds).
+REPLICATION_LAG_DELAYS = (1.0, 2.0, 4.0)
 IN_DOUBT = frozenset({None, 500, 502, 503, 504})
 
 
@@ -151,9 +153,8 @@ class Journal:
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a crash: its write stays in doubt
             self.entries.append(entry)
-        self.handle = path.open("a", encoding="utf-8")
-        if text and not text.endswith("\n"):
-            self.handle.write("\n")  # end the cut line, or the next entry would be lost with it
+        self.handle: Any = None
+        self.cut = bool(text) and not text.endswith("\n")
 
     def record(self, index: int, event: JournalEvent, write: Write, **details: Any) -> None:
         entry = {
@@ -165,6 +166,11 @@ class Journal:
             **details,
         }
         self.entries.append(entry)
+        if self.handle is None:
+            # Opened at the first write's intent: a run refused before writing leaves no journal behind.
+            self.handle = self.path.open("a", encoding="utf-8")
+            if self.cut:
+                self.handle.write("\n")  # end the cut line, or the next entry would be lost with it
         self.handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.handle.flush()
         os.fsync(self.handle.fileno())
@@ -173,7 +179,8 @@ class Journal:
         return {e["write"]: JournalEvent(e["event"]) for e in self.entries if isinstance(e.get("write"), int)}
 
     def close(self) -> None:
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
 def _now_text() -> str:
@@ -401,6 +408,7 @@ async def apply_plan(
     write_rate: float = WRITES_PER_SECOND,
     verify_attempts: int = 5,
     verify_delay: float = 1.0,
+    lag_delays: tuple[float, ...] = REPLICATION_LAG_DELAYS,
 ) -> ApplyOutcome:
     """Execute a verified `plan` (see `verify_plan`): refuse when targets moved, write in order, verify."""
     outcome = ApplyOutcome(started=_now_text())
@@ -417,6 +425,12 @@ async def apply_plan(
     plan, settled = verify_plan(registry, plan, source, live, touched)
     applier = _Applier(client, registry, plan, write_rate)
     failed_objects: set[tuple[str, str]] = set(outcome.stale)
+
+    fresh: set[str] = set()  # objects this run restored or created: Graph may not find them for a few seconds
+
+    def remember(write: Write) -> None:
+        if write.step in (Step.RESTORE, Step.CREATE):
+            fresh.add(fold_id(write.object_id))
 
     def fail(index: int, write: Write, err: GraphError) -> None:
         journal.record(index, JournalEvent.FAILED, write, status=err.status, code=err.code, error=str(err))
@@ -443,6 +457,21 @@ async def apply_plan(
                 journal.record(index, JournalEvent.DONE, write, status=status, retried=True)
                 outcome.written.append(index)
                 return
+        if err.status == 404 and {fold_id(write.object_id), fold_id(write.target or "")} & fresh:
+            # Graph is eventually consistent: an object this run just restored or created may not be
+            # found for a few seconds. Waiting and sending again is safe: the first attempt found nothing.
+            for delay in lag_delays:
+                await asyncio.sleep(delay)
+                try:
+                    status = await applier.send(write)
+                except GraphError as again:
+                    if again.status != 404:
+                        err = again
+                        break
+                else:
+                    journal.record(index, JournalEvent.DONE, write, status=status, retried=True)
+                    outcome.written.append(index)
+                    return
         fail(index, write, err)
 
     async def flush(chunk: list[int]) -> None:
@@ -458,6 +487,7 @@ async def apply_plan(
             else:
                 journal.record(index, JournalEvent.DONE, plan.writes[index], status=status)
                 outcome.written.append(index)
+                remember(plan.writes[index])
             return
         answers = await applier.send_batch([plan.writes[i] for i in chunk])
         for index, answer in zip(chunk, answers, strict=True):
@@ -465,6 +495,7 @@ async def apply_plan(
             if answer.status < 400:
                 journal.record(index, JournalEvent.DONE, write, status=answer.status, batched=True)
                 outcome.written.append(index)
+                remember(write)
             else:
                 await settle(index, write, batch_error(answer, f"{write.method} {write.path}"))
 

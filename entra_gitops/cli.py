@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import functools
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -16,10 +18,12 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import click
+import git
 import httpx
+from azure.core.exceptions import AzureError
 from click.core import ParameterSource
 
-from entra_gitops import __version__, canonical
+from entra_gitops import __version__, canonical, signals
 from entra_gitops.apply import (
     ApplyOutcome,
     Journal,
@@ -36,17 +40,33 @@ from entra_gitops.cli_options import repo_option
 from entra_gitops.cli_workflow import drift_command, init_command, permissions_command
 from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, load_config
 from entra_gitops.diff import ReportScope, difference_report
-from entra_gitops.errors import ConfigError, EntraGitopsError, ExitCode
+from entra_gitops.errors import (
+    ConfigError,
+    EntraGitopsError,
+    ExitCode,
+    GraphError,
+    OutputError,
+    StateFileError,
+    describe_git_error,
+    describe_os_error,
+)
 from entra_gitops.github import error_annotation, running_in_actions, summary_path
 from entra_gitops.gitstore import StateRepo
-from entra_gitops.graph.auth import AuthMethod, AuthSettings
-from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, connect
+from entra_gitops.graph.auth import AuthMethod, AuthSettings, sign_in_failure
+from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, GraphStats, RetryPolicy, connect
 from entra_gitops.ids import fold_id
 from entra_gitops.layout import STATE_DIR
 from entra_gitops.lock import clear, exclusive
 from entra_gitops.paths import UnsafeIdError, validate_object_id
 from entra_gitops.plan import Plan, PlanOptions, plan_json
-from entra_gitops.recovery import check_for_apply, check_repository_tenant, make_plan, plan_source
+from entra_gitops.recovery import (
+    check_for_apply,
+    check_ids,
+    check_repository_tenant,
+    make_plan,
+    plan_source,
+    uncommitted_edits,
+)
 from entra_gitops.registry import Registry, default_registry
 from entra_gitops.render.jsonout import render_json
 from entra_gitops.render.markdown import render_markdown
@@ -99,6 +119,19 @@ def graph_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Requests in flight at once.",
         ),
+        click.option(
+            "--max-wait",
+            type=click.FloatRange(0, 3600),
+            default=120.0,
+            show_default=True,
+            help="Longest Retry-After to wait through; Graph asking for longer fails the run instead.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(1, 7 * 86400),
+            default=None,
+            help="Give up after this many seconds of talking to Graph (an apply's journal lets a rerun continue).",
+        ),
     ]
 
     @functools.wraps(command)
@@ -110,10 +143,16 @@ def graph_options(command: Callable[..., Any]) -> Callable[..., Any]:
         client_id: str | None,
         certificate_path: str | None,
         concurrency: int,
+        max_wait: float,
+        timeout: float | None,
         **kwargs: Any,
     ) -> Any:
         chosen = click.get_current_context().get_parameter_source("graph_url") is not ParameterSource.DEFAULT
-        graph = GraphOptions(graph_url, chosen, auth_method, tenant_id, client_id, certificate_path, concurrency)
+        deadline = time.monotonic() + timeout if timeout else None
+        graph = GraphOptions(
+            graph_url, chosen, auth_method, tenant_id, client_id, certificate_path, concurrency, max_wait, deadline,
+            timeout,
+        )  # fmt: skip
         return command(*args, graph=graph, **kwargs)
 
     for option in reversed(options):
@@ -131,6 +170,9 @@ class GraphOptions(NamedTuple):
     client_id: str | None
     certificate_path: str | None
     concurrency: int
+    max_wait: float = 120.0
+    deadline: float | None = None  # time.monotonic() by which the command gives up talking to Graph
+    timeout: float | None = None
 
     def connect(self, config: Config | None = None) -> GraphClient:
         """A client for these options; an unset URL or tenant comes from entra-gitops.yaml when it has one."""
@@ -141,7 +183,9 @@ class GraphOptions(NamedTuple):
             client_id=self.client_id,
             certificate_path=self.certificate_path,
         )
-        return connect(url, auth=settings, concurrency=self.concurrency)
+        client = connect(url, auth=settings, concurrency=self.concurrency, retry=RetryPolicy(max_wait=self.max_wait))
+        client.on_wait = warn
+        return client
 
 
 def describe_stats(stats: GraphStats, seconds: float) -> str:
@@ -152,20 +196,78 @@ def describe_stats(stats: GraphStats, seconds: float) -> str:
     )
 
 
+# Libraries that log each failure they raise (azure-identity at WARNING, with tracebacks at DEBUG): the boundary
+# says it once instead, unless --debug.
+QUIET_LOGGERS = ("azure", "msal")
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl+C
+
+
+@contextmanager
+def quiet_libraries(debug: bool) -> Iterator[None]:
+    """Hold the libraries' loggers at ERROR for the duration (not under --debug), then restore them."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    if not debug:
+        for logger in loggers:
+            logger.setLevel(max(logger.level, logging.ERROR))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 class Commands(click.Group):
     """The command group and the one error boundary: a user-facing error is one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except EntraGitopsError as err:
-            if (ctx.obj or {}).get("debug"):
-                raise
-            # Messages name objects, and names come from the tenant: nothing in them may act on a terminal.
-            click.echo(f"error: {printable(str(err))}", err=True)
-            if running_in_actions():
-                click.echo(error_annotation(printable(str(err))))
-            ctx.exit(err.exit_code)
+        # Parsed before the group's callback runs, so the loggers are quiet for every command.
+        debug = bool(ctx.params.get("debug"))
+        with quiet_libraries(debug):
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt as stop:
+                # click would make this Abort (exit 1, "Aborted!"): an interrupted run is not a failed one.
+                terminated = isinstance(stop, signals.Terminated)
+                click.echo(
+                    ("Terminated" if terminated else "Interrupted")
+                    + ": the repository is as before the run or holds the new backup; an apply continues where it "
+                    "stopped when run again.",
+                    err=True,
+                )
+                ctx.exit(signals.EXIT_TERMINATED if terminated else INTERRUPTED)
+            except EntraGitopsError as err:
+                if debug:
+                    raise
+                self.fail(ctx, str(err), err.exit_code)
+            except git.GitCommandError as err:
+                if debug:
+                    raise
+                self.fail(ctx, describe_git_error(err.command, err.status, err.stderr))
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError) as err:
+                if debug:
+                    raise
+                missing = isinstance(err, git.NoSuchPathError)
+                self.fail(ctx, f"{err} {'does not exist' if missing else 'is not a git repository'}")
+            except OSError as err:
+                # A closed pipe (`| head`) is click's to handle quietly.
+                if debug or err.errno == errno.EPIPE:
+                    raise
+                self.fail(ctx, describe_os_error(err))
+            except AzureError as err:
+                # Only reached by a credential used outside SignIn; its message still never carries the secret.
+                if debug:
+                    raise
+                self.fail(ctx, str(sign_in_failure(None, type(err).__name__, err)))
+
+    @staticmethod
+    def fail(ctx: click.Context, message: str, code: int = ExitCode.ERROR) -> None:
+        """Say one error line (and its Actions annotation), and exit with `code`."""
+        # Messages name objects, and names come from the tenant: nothing in them may act on a terminal.
+        click.echo(f"error: {printable(message)}", err=True)
+        if running_in_actions():
+            click.echo(error_annotation(printable(message)))
+        ctx.exit(code)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -202,7 +304,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "--latency-ms", type=click.IntRange(0, 60000), default=0, show_default=True, help="Delay added to every response."
 )
 @click.option(
-    "--faults", default="", help="Inject failures, e.g. '429,every=5,retry-after=none;503,first=2,path=users'."
+    "--faults",
+    default="",
+    help="Inject faults: RULE[;RULE...], each an action (STATUS, truncate=N, repeat-skiptoken, expire-token), "
+    "delay=SECONDS, or both, with every=N, first=N, p=P, path=GLOB, method=M (and retry-after=N|none, after-commit "
+    "with a STATUS), e.g. '429,every=5,retry-after=none;delay=2,path=users*'. See the README's 'Faults and limits'.",
 )
 @click.option(
     "--throttle", is_flag=True, help="Enforce Graph's documented limits (resource units, writes, Conditional Access)."
@@ -226,10 +332,17 @@ def emulator(
     starts from --seed.
     """
     from entra_gitops.emulator import create_emulator
-    from entra_gitops.emulator.server import require_loopback, serve
+    from entra_gitops.emulator.server import listen, serve
 
-    require_loopback(host)
-    app = create_emulator(seed, throttle=throttle, throttle_scale=throttle_scale, faults=faults, latency_ms=latency_ms)
+    # The port first: a busy one is said before a large synthetic tenant takes its time to seed.
+    sock = listen(host, port)
+    try:
+        app = create_emulator(
+            seed, throttle=throttle, throttle_scale=throttle_scale, faults=faults, latency_ms=latency_ms
+        )
+    except BaseException:
+        sock.close()
+        raise
     counts = ", ".join(
         f"{app.tenant.count(t)} {t.folder}" for t in app.registry if not t.singleton and t.parent is None
     )
@@ -241,7 +354,7 @@ def emulator(
         sys.stdout.flush()
 
     try:
-        serve(app, host, port, ready)
+        serve(app, host, port, ready, sock=sock)
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
 
@@ -270,7 +383,7 @@ class ReadProgress:
 def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry) -> list[str]:
     """The summary a person reads after a snapshot."""
     backup = outcome.backup
-    lines = []
+    lines = [f"Note: {note}." for note in outcome.notes]
     if outcome.created_commit:
         lines.append(f"Backup {backup.name} on new commit {backup.commit[:10]}.")
     else:
@@ -335,20 +448,22 @@ def snapshot(graph: GraphOptions, repo: Path, type_names: tuple[str, ...], accep
     accepted = frozenset(t.name for t in registry.select(list(accept_shrink))) if accept_shrink else frozenset()
     store = StateRepo.open(repo, create=True, initial_files={CONFIG_FILE: DEFAULT_CONFIG_TEXT.encode()})
     config = load_config(store.root)
-    progress = ReadProgress()
-
-    async def run() -> SnapshotOutcome:
-        async with graph.connect(config) as client:
-            return await take_snapshot(client, store, registry, types, config, utc_now(), progress, accepted)
-
     started = time.monotonic()
-    try:
-        with exclusive(Path(store.repo.git_dir), "snapshot"):
-            outcome = asyncio.run(run())
-    finally:
-        progress.done()
+    with exclusive(Path(store.repo.git_dir), "snapshot", notice=warn):
+        outcome = with_graph(
+            graph,
+            config,
+            lambda client, progress: take_snapshot(
+                client, store, registry, types, config, utc_now(), progress, accepted
+            ),
+        )
     for line in snapshot_report(outcome, time.monotonic() - started, registry):
         click.echo(line)
+
+
+def warn(text: str) -> None:
+    """A warning line on stderr (tenant text escaped)."""
+    click.echo(f"warning: {printable(text)}", err=True)
 
 
 def utc_now() -> dt.datetime:
@@ -395,7 +510,15 @@ def with_graph(graph: GraphOptions, config: Config, work: Callable[[GraphClient,
 
     async def run() -> T:
         async with graph.connect(config) as client:
-            return await work(client, progress)
+            if graph.deadline is None:
+                return await work(client, progress)
+            try:
+                return await asyncio.wait_for(work(client, progress), max(graph.deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                raise GraphError(
+                    f"gave up after --timeout {graph.timeout:.0f} s: nothing more was read or written",
+                    hint="an interrupted apply continues where it stopped when run again",
+                ) from None
 
     try:
         return asyncio.run(run())
@@ -432,8 +555,11 @@ def emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise OutputError.of(output, err) from None
     click.echo(f"Wrote {output}.", err=True)
 
 
@@ -498,6 +624,7 @@ def diff_command(
         label, commit, against_types = resolve_reference(store, against)
         after = state_at(store, registry, commit, against_types)
     scope = ReportScope(tuple(type_names), tuple(object_ids))
+    check_ids(scope, before, after, source.label, label)
     report = difference_report(
         registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note
     )
@@ -595,6 +722,9 @@ def plan_command(
     if desired is not None and ctx.get_parameter_source("backup_id") is not ParameterSource.DEFAULT:
         raise click.UsageError("--desired and --backup name two different targets: give one")
     source = plan_source(store, registry, backup_id, desired)
+    if uncommitted_edits(store, source):
+        # Said before Graph is read, so that it is seen even when the plan then fails.
+        warn(f"{STATE_DIR}/ has uncommitted edits, which this plan does not include: commit them first")
     scope = ReportScope(tuple(type_names), ids)
     options = PlanOptions(allow_delete, empty_ok)
     checked = with_graph(
@@ -649,13 +779,18 @@ def check_object_id(value: str) -> str:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write a file whole or not at all: a crash never leaves half a plan behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    failure = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         scratch.write_text(text, encoding="utf-8")
         os.replace(scratch, path)
+    except OSError as err:
+        failure = OutputError.of(path, err)  # the file asked for, not the scratch file the OS refused
     finally:
         scratch.unlink(missing_ok=True)
+    if failure is not None:
+        raise failure
 
 
 @cli.command("apply")
@@ -787,7 +922,7 @@ def confirm_apply() -> None:
 def journal_for(store: StateRepo, plan: Plan) -> Iterator[Journal]:
     """The plan's journal, held under the repository's lock for the whole apply (history commit included)."""
     git_dir = Path(store.repo.git_dir)
-    with exclusive(git_dir, "apply"):
+    with exclusive(git_dir, "apply", notice=warn):
         journal = Journal(journal_path(git_dir, plan))
         try:
             yield journal
@@ -804,8 +939,16 @@ def record_history(store: StateRepo, plan: Plan, outcome: ApplyOutcome) -> tuple
 
 
 def history_records(store: StateRepo) -> list[dict[str, Any]]:
-    """Every recovery history record at HEAD, newest first."""
-    records = [canonical.load(content, path) for path, content in store.read_files("HEAD", HISTORY_DIR).items()]
+    """Every readable recovery history record at HEAD, newest first; an unreadable one is a warning and skipped."""
+    records = []
+    for path, content in store.read_files("HEAD", HISTORY_DIR).items():
+        if not path.endswith(".yaml"):
+            continue
+        try:
+            records.append(canonical.load(content, path))
+        except StateFileError as err:
+            # One damaged file must not hide the others, nor block every later apply (which reads them all).
+            click.echo(f"warning: skipped {printable(str(err))}: not a readable recovery record", err=True)
     return sorted(records, key=lambda r: str(r.get("started")), reverse=True)
 
 
@@ -827,19 +970,41 @@ def history_command(repo: Path, output_format: str) -> None:
         click.echo("No recoveries recorded yet.")
         return
     for r in records:
+        # A record edited by hand may lack a field or hold another shape: it is shown as it is, never a crash.
+        failures = r.get("failures")
+        failed = len(failures) if isinstance(failures, list) else 0
         click.echo(
-            f"{r.get('started')}  {r.get('status'):<22} to {r.get('backup')}  "
-            f"{r.get('written')}/{r.get('writes')} writes, {len(r.get('failures') or [])} failed  ({r.get('id')})"
+            printable(
+                f"{r.get('started')}  {str(r.get('status')):<22} to {r.get('backup')}  "
+                f"{r.get('written')}/{r.get('writes')} writes, {failed} failed  ({r.get('id')})"
+            )
         )
 
 
 @cli.command("unlock")
 @repo_option
-def unlock_command(repo: Path) -> None:
-    """Clear a lock left behind by a snapshot or apply that died (check that it really did)."""
+@click.option(
+    "--force",
+    "lock_id",
+    metavar="LOCK-ID",
+    default=None,
+    help="Clear the lock with this id although its holder looks alive (the id is in the refusal).",
+)
+def unlock_command(repo: Path, lock_id: str | None) -> None:
+    """Clear the lock of a snapshot or apply that is gone.
+
+    A holder that is alive on this host (or a lock from another host younger than six hours) is
+    not cleared: the refusal names its lock id, and `--force LOCK-ID` clears exactly that lock, as
+    Terraform's force-unlock does. A lock whose run is gone is also taken over by the next run.
+
+    \b
+    Examples:
+      entra-gitops unlock
+      entra-gitops unlock --force 3f9c2a1b7d4e6f80
+    """
     store = StateRepo.open(repo)
-    holder = clear(Path(store.repo.git_dir))
-    click.echo(f"Cleared the lock held by {holder}." if holder else "There was no lock.")
+    holder = clear(Path(store.repo.git_dir), lock_id)
+    click.echo(f"Cleared the lock held by {holder.describe()}." if holder else "There was no lock.")
 
 
 @cli.command()
@@ -854,7 +1019,19 @@ def validate(paths: tuple[Path, ...]) -> None:
     from entra_gitops.validate import check_file
 
     registry = default_registry()
-    files = sorted(_state_files(paths or (Path(STATE_DIR),)))
+    if not paths and not Path(STATE_DIR).is_dir():
+        raise ConfigError(
+            f"no state files found: there is no {STATE_DIR}/ in {Path.cwd()}",
+            hint="run validate in a state repository, or give the files or folders to check",
+        )
+    places = paths or (Path(STATE_DIR),)
+    files = sorted(_state_files(places))
+    if not files:
+        # Nothing checked is not "all valid": a wrong folder must not pass a pre-commit or CI gate.
+        raise ConfigError(
+            f"no state files (*.yaml) found in {', '.join(str(p) for p in places)}",
+            hint="give a state repository's tenant-state/ folder or its files",
+        )
     problems = []
     for file in files:
         relative = _state_relative(file)
@@ -1010,6 +1187,7 @@ def printable_lines(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Usage errors exit 1, because 2 means "differences present" for every command."""
+    signals.install()
     try:
         code = cli.main(args=argv, prog_name="entra-gitops", standalone_mode=False)
     except click.exceptions.Abort:
@@ -1020,9 +1198,9 @@ def main(argv: list[str] | None = None) -> None:
         code = ExitCode.ERROR
     except click.exceptions.Exit as done:
         code = done.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         click.echo("Interrupted.", err=True)
-        code = 130
+        code = signals.EXIT_TERMINATED if isinstance(stop, signals.Terminated) else INTERRUPTED
     sys.exit(code or ExitCode.OK)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import errno
+from collections.abc import Sequence
 
 
 class ExitCode(enum.IntEnum):
@@ -76,3 +78,47 @@ class StateFileError(EntraGitopsError):
         self.line = line
         self.column = column
         self.message = message
+
+
+class OutputError(EntraGitopsError):
+    """A file the command was asked to write cannot be written."""
+
+    @classmethod
+    def of(cls, path: object, err: OSError) -> OutputError:
+        """The error for writing `path` (the file asked for, not a scratch file beside it)."""
+        return cls(f"cannot write {path}: {err.strerror or err}")
+
+
+# Errors that only writing causes; any other OSError is said as "cannot access", which is true of every operation.
+_WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an OSError: the path (or paths) and the OS's reason, never a traceback."""
+    reason = err.strerror or str(err) or type(err).__name__
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    if not paths:
+        return reason
+    verb = "write" if err.errno in _WRITE_ERRNOS else "access"
+    return f"cannot {verb} {' or '.join(paths)}: {reason}"
+
+
+def describe_git_error(command: Sequence[object] | str, status: object, stderr: str | None) -> str:
+    """One line for a failed git command (GitPython's GitCommandError): the git command and git's own message."""
+    words = command.split() if isinstance(command, str) else [str(w) for w in command]
+    # The subcommand, past `git` and its global options (`-c name=value`, `-C dir`).
+    name, skip = "", False
+    for word in words[1:]:
+        if skip:
+            skip = False
+        elif word in ("-c", "-C"):
+            skip = True
+        elif not word.startswith("-"):
+            name = word
+            break
+    text = (stderr or "").strip().removeprefix("stderr:").strip().strip("'\"").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # git puts hints before its verdict; the verdict is what the user needs.
+    detail = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0] if lines else "")
+    detail = detail or f"exit status {status}"
+    return f"{f'git {name}' if name else 'git'} failed: {detail}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -91,6 +93,16 @@ def parse_backup(name: str, commit: str, message: str) -> Backup:
     )
 
 
+class _TagRef(NamedTuple):
+    name: str
+    sha: str
+
+
+def _stamp(when: dt.datetime) -> dict[str, str]:
+    """Author and committer dates of a commit made at `when`."""
+    return {"GIT_COMMITTER_DATE": f"{int(when.timestamp())} +0000", "GIT_AUTHOR_DATE": f"{int(when.timestamp())} +0000"}
+
+
 def _fast_import_data(content: bytes) -> bytes:
     return b"data %d\n" % len(content) + content + b"\n"
 
@@ -140,9 +152,13 @@ class StateRepo:
     def _git(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
         environment = {**self._identity_env(), **(env or {})}
         try:
+            # git runs in a session of its own: a terminal's Ctrl+C or a CI cancel signals this process's
+            # group, and this process decides when git may stop (never halfway through moving the tree).
             if stdin is None:
-                return self.repo.git.execute(["git", *args], env=environment)
-            process = self.repo.git.execute(["git", *args], env=environment, as_process=True, istream=subprocess.PIPE)
+                return self.repo.git.execute(["git", *args], env=environment, start_new_session=True)
+            process = self.repo.git.execute(
+                ["git", *args], env=environment, as_process=True, istream=subprocess.PIPE, start_new_session=True
+            )
             out, err = process.proc.communicate(stdin)
             if process.proc.returncode:
                 raise RepositoryError(f"git {args[0]} failed: {err.decode(errors='replace').strip()}")
@@ -181,7 +197,12 @@ class StateRepo:
         paths = list(blobs)
         request = "".join(f"{blobs[p]}\n" for p in paths).encode()
         process = subprocess.run(
-            ["git", "cat-file", "--batch"], input=request, cwd=self.root, capture_output=True, check=False
+            ["git", "cat-file", "--batch"],
+            input=request,
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+            start_new_session=True,
         )
         if process.returncode:
             raise RepositoryError(f"git cat-file failed: {process.stderr.decode(errors='replace').strip()}")
@@ -239,15 +260,12 @@ class StateRepo:
             removed=tuple(sorted(p for p in current if p not in files)),
         )
 
-    def commit_change(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
-        """Commit `change` on the current branch and return the new commit.
+    def write_commit(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
+        """A commit of `change` on top of HEAD, in git's object store only: no ref, index or file moves.
 
-        Changed blobs go into the object store through one `git fast-import` stream; the tree is
-        built in a scratch index (HEAD's tree plus the change) and committed with commit-tree; the
-        branch moves last, by compare-and-swap, so a crash at any point before leaves no ref moved.
-        The real index and working tree then follow with a two-tree read-tree, touching only what
-        changed. (fast-import could commit too, but it inserts tree entries one by one and takes
-        minutes for a folder of 100,000 files.)
+        Changed blobs go in through one `git fast-import` stream; the tree is built in a scratch index
+        (HEAD's tree plus the change) and committed with commit-tree. (fast-import could commit too, but
+        it inserts tree entries one by one and takes minutes for a folder of 100,000 files.)
         """
         parent = self.head
         written = change.added + change.modified
@@ -257,25 +275,106 @@ class StateRepo:
         self._git("fast-import", "--quiet", "--done", stdin=bytes(stream + b"done\n"))
         entries = [f"100644 {blob_id(files[p])}\t{p}\n" for p in written]
         entries += [f"0 {'0' * 40}\t{p}\n" for p in change.removed]
-        with tempfile.TemporaryDirectory(prefix="entra-gitops-index-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="index-", dir=self._scratch()) as scratch:
             index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
             if parent:
                 self._git("read-tree", parent, env=index)
             self._git("update-index", "--add", "--remove", "--index-info", stdin="".join(entries).encode(), env=index)
             tree = self._git("write-tree", env=index).strip()
-        stamp = {
-            "GIT_COMMITTER_DATE": f"{int(when.timestamp())} +0000",
-            "GIT_AUTHOR_DATE": f"{int(when.timestamp())} +0000",
-        }
         parents = ["-p", parent] if parent else []
-        new = self._git("commit-tree", tree, *parents, "-F", "-", stdin=message.encode(), env=stamp).strip()
-        self._git("update-ref", "-m", "entra-gitops snapshot", self.branch_ref, new, parent or "0" * 40)
-        if parent:
-            # Moves index and working tree from the old commit to the new one, touching only what changed.
-            self._git("read-tree", "-m", "-u", parent, new)
-        else:
-            self._git("read-tree", "-u", "--reset", new)
+        return self._git("commit-tree", tree, *parents, "-F", "-", stdin=message.encode(), env=_stamp(when)).strip()
+
+    def tag_object(self, name: str, commit: str, message: str, when: dt.datetime) -> str:
+        """An annotated tag object for `commit`, in the object store only (publish makes the ref)."""
+        identity = self._identity_env()
+        tagger = f"{identity['GIT_COMMITTER_NAME']} <{identity['GIT_COMMITTER_EMAIL']}> {int(when.timestamp())} +0000"
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message}"
+        return self._git("hash-object", "-t", "tag", "-w", "--stdin", stdin=body.encode()).strip()
+
+    def publish(
+        self, commit: str | None, *, tag: tuple[str, str] | None = None, delete_tags: tuple[str, ...] = ()
+    ) -> None:
+        """Move the branch to `commit`, create `tag` and delete old tags in one ref transaction, then bring the
+        index and work tree along.
+
+        The transaction is all or nothing, so the branch never moves without its backup tag. A marker in
+        .git records the move until the work tree has followed: if the process dies in between, the next
+        run finishes it (finish_interrupted).
+        """
+        parent = self.head
+        moving = commit is not None and commit != parent
+        tags = {t.name: t for t in self._tag_refs(delete_tags)}
+        lines = ["start"]
+        if moving:
+            lines.append(f"update {self.branch_ref} {commit} {parent or '0' * 40}")
+        if tag is not None:
+            lines.append(f"create refs/tags/{tag[0]} {tag[1]}")
+        lines += [f"delete refs/tags/{name} {tags[name].sha}" for name in delete_tags if name in tags]
+        lines += ["prepare", "commit"]
+        marker = self._marker()
+        if moving:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"from": parent, "to": commit}), encoding="utf-8")
+        self._git("update-ref", "-m", "entra-gitops snapshot", "--stdin", stdin=("\n".join(lines) + "\n").encode())
+        if moving:
+            assert commit is not None
+            if parent:
+                # Moves index and working tree from the old commit to the new one, touching only what changed.
+                self._git("read-tree", "-m", "-u", parent, commit)
+            else:
+                self._git("read-tree", "-u", "--reset", commit)
+            marker.unlink(missing_ok=True)
+
+    def commit_change(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
+        """Commit `change` on the current branch (objects first, then one ref move) and return the new commit."""
+        new = self.write_commit(files, change, message, when)
+        self.publish(new)
         return new
+
+    def finish_interrupted(self) -> str | None:
+        """Finish a work tree update a killed run left half done, and clean its scratch files; says what it did.
+
+        The branch had moved already (or not at all): tenant-state/ and the other paths the commit changed
+        are restored from HEAD, so git status is clean again and nothing of a backup is lost.
+        """
+        shutil.rmtree(self._scratch(create=False), ignore_errors=True)
+        marker = self._marker()
+        if not marker.exists():
+            return None
+        try:
+            moved = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            moved = {}
+        head = self.head
+        if moved.get("to") == head and moved.get("from"):
+            (Path(self.repo.git_dir) / "index.lock").unlink(missing_ok=True)  # ours: the run holding it is gone
+            changed = self._git("diff", "--name-only", "-z", moved["from"], head).split("\0")
+            tops = sorted({p.split("/", 1)[0] for p in changed if p})
+            if tops:
+                self._git("restore", f"--source={head}", "--staged", "--worktree", "--", *tops)
+        marker.unlink(missing_ok=True)
+        return f"finished the work tree update of an interrupted run (now at {str(head)[:10]})"
+
+    def _marker(self) -> Path:
+        return Path(self.repo.git_dir) / "entra-gitops" / "worktree-pending.json"
+
+    def _scratch(self, create: bool = True) -> Path:
+        path = Path(self.repo.git_dir) / "entra-gitops" / "tmp"
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _tag_refs(self, names: tuple[str, ...]) -> list[Any]:
+        if not names:
+            return []
+        wanted = {f"refs/tags/{n}" for n in names}
+        listing = self._git("for-each-ref", "--format=%(refname)%00%(objectname)", "refs/tags/")
+        found = []
+        for line in filter(None, listing.splitlines()):
+            ref, _, sha = line.partition("\0")
+            if ref in wanted:
+                found.append(_TagRef(ref.removeprefix("refs/tags/"), sha))
+        return found
 
     def commit_files(self, files: Mapping[str, bytes], message: str, when: dt.datetime) -> str:
         """Add or replace a few files (recovery history) in one commit on the current branch."""

@@ -14,10 +14,11 @@ from entra_gitops import __version__
 from entra_gitops.apply import JournalEvent, PlanFileError, read_live_for, touched_objects, verify_plan
 from entra_gitops.config import Config
 from entra_gitops.diff import ReportScope, difference_report
+from entra_gitops.errors import ConfigError
 from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.graph.reader import Progress, read_tenant_id
-from entra_gitops.ids import utc_text
+from entra_gitops.ids import fold_id, utc_text
 from entra_gitops.layout import object_path
 from entra_gitops.plan import Plan, PlanOptions, SourceKind, build_plan, with_checksum
 from entra_gitops.registry import Registry
@@ -59,6 +60,29 @@ def changed_since_backup(store: StateRepo, source: Source) -> set[str] | None:
     return {path for path, blob in store.tree_blobs(source.commit).items() if before.get(path) != blob}
 
 
+def check_ids(scope: ReportScope, before: TenantState, after: TenantState, before_name: str, after_name: str) -> None:
+    """Refuse --id values naming no object (of the scope's types) on either side: a typo is not "no changes"."""
+    found = {
+        object_id
+        for state in (before, after)
+        for type_name, object_id in state.objects
+        if not scope.types or type_name in scope.types
+    }
+    missing = [i for i in scope.ids if fold_id(i) not in found]
+    if missing:
+        named = ", ".join(f"--id {i}" for i in missing)
+        what = f"no {' or '.join(scope.types)} object" if scope.types else "no object"
+        raise ConfigError(
+            f"{named} match{'es' if len(missing) == 1 else ''} {what} in {before_name} or {after_name}",
+            hint="check the id: each object's file is tenant-state/<folder>/<id>.yaml",
+        )
+
+
+def uncommitted_edits(store: StateRepo, source: Source) -> list[str]:
+    """The state files edited in the work tree but not committed, which a plan towards a commit does not include."""
+    return store.dirty_state_files() if source.kind is SourceKind.DESIRED else []
+
+
 async def check_repository_tenant(client: GraphClient, store: StateRepo, config: Config) -> str:
     """The tenant Graph answers for, refused unless it is the one this repository holds."""
     tenant = await read_tenant_id(client)
@@ -96,6 +120,7 @@ async def make_plan(
     source_state = load_source(store, registry, source, changed_since_backup(store, source))
     types = read_types(registry, config, scope.types, source.types)
     live = await live_state(client, registry, registry.select(list(types)), progress)
+    check_ids(scope, source_state, live, source.label, "the live tenant")
     report = difference_report(
         registry, source_state, live, backup_name=source.label, against_name="the live tenant", scope=scope,
         note=source.note,

@@ -26,6 +26,7 @@ from entra_gitops.graph.reader import Progress, read_tenant, read_tenant_id
 from entra_gitops.layout import locate, render_files, type_prefixes
 from entra_gitops.normalize import Redaction, normalize_read
 from entra_gitops.registry import Registry, ResourceType
+from entra_gitops.signals import deferred
 from entra_gitops.state import Lifecycle, TenantState
 from entra_gitops.tenant import check_tenant, expected_tenant
 
@@ -46,6 +47,7 @@ class SnapshotOutcome:
     stats: GraphStats
     redactions: tuple[Redaction, ...]
     seconds: Mapping[str, float]
+    notes: tuple[str, ...] = ()  # what the run did besides: finishing an interrupted run's work tree
 
 
 def suspect_shrinks(
@@ -151,12 +153,14 @@ async def take_snapshot(
     accept_shrink: frozenset[str] = frozenset(),
 ) -> SnapshotOutcome:
     """Check the tenant, read, normalize, commit and tag; nothing is written unless every read succeeded."""
+    recovered = store.finish_interrupted()
     dirty = store.dirty_state_files()
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise RepositoryError(
             f"tenant-state/ has uncommitted changes ({shown}); a snapshot would overwrite them",
-            hint="commit them, or discard them with 'git checkout -- tenant-state && git clean -fd tenant-state'",
+            hint="commit them, or discard them with "
+            "'git restore --source=HEAD --staged --worktree -- tenant-state && git clean -fdq -- tenant-state'",
         )
     clock = [time.perf_counter()]
 
@@ -187,7 +191,7 @@ async def take_snapshot(
             change, message = recorded, message + f"\n{CONFIG_FILE}: tenantId {tenant} recorded\n"
     commit = store.head
     if not change.empty:
-        commit = store.commit_change(files, change, message, now)
+        commit = store.write_commit(files, change, message, now)
     assert commit is not None
     name = _free_name(store, now)
     record = {
@@ -198,12 +202,15 @@ async def take_snapshot(
         "counts": dict(counts),
         "deleted": dict(deleted_counts(state)),
     }
-    store.tag(name, commit, backup_message(name, record))
-    pruned = pruned_backups(store.backups(), config.retention)
-    store.delete_tags(pruned)
+    backup = parse_backup(name, commit, backup_message(name, record))
+    pruned = pruned_backups([backup, *store.backups()], config.retention)
+    tag = store.tag_object(name, commit, backup_message(name, record), now)
+    # One ref transaction moves the branch, creates the tag and prunes; a signal waits until the files follow.
+    with deferred():
+        store.publish(commit, tag=(name, tag), delete_tags=tuple(pruned))
     write_seconds = lap()
     return SnapshotOutcome(
-        backup=parse_backup(name, commit, backup_message(name, record)),
+        backup=backup,
         created_commit=not change.empty,
         change=change,
         changes_by_type=by_type,
@@ -211,6 +218,7 @@ async def take_snapshot(
         stats=read.stats,
         redactions=normalized.redactions,
         seconds=MappingProxyType({"read": read_seconds, "normalize": render_seconds, "write": write_seconds}),
+        notes=(recovered,) if recovered else (),
     )
 
 

@@ -10,10 +10,12 @@ import asyncio
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -262,3 +264,38 @@ def demo_state() -> Any:
 
     registry = default_registry()
     return with_graph(Emulator(demo_tenant()), lambda client: live_state(client, registry, tuple(registry)))
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` as an administrator would, and return what it prints."""
+    return subprocess.run(
+        ["git", "-c", "user.name=Admin", "-c", "user.email=admin@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One complete backup of the demo tenant, taken once per module through the real CLI (the seed is
+    deterministic, so the backup fits every fresh demo emulator)."""
+    from click.testing import CliRunner
+
+    from entra_gitops.cli import cli
+    from entra_gitops.emulator.server import serving
+
+    repo = tmp_path_factory.mktemp("template") / "state"
+    with serving(Emulator(demo_tenant())) as url:
+        result = CliRunner().invoke(cli, ["snapshot", "--repo", str(repo), "--graph-url", url])
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+@pytest.fixture
+def repo(template: Path, tmp_path: Path) -> Path:
+    """A private copy of `template`, for a test that changes it."""
+    copy = tmp_path / "state"
+    shutil.copytree(template, copy, symlinks=True)
+    return copy

@@ -12,7 +12,6 @@ import threading
 import time
 import traceback
 import urllib.parse
-from pathlib import Path
 
 import pytest
 from azure.core.credentials import AccessToken, AccessTokenInfo
@@ -22,6 +21,7 @@ from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
+from tokens import TokenEndpoint
 
 from entra_gitops.graph.auth import (
     AuthError,
@@ -636,73 +636,16 @@ def test_github_oidc_refuses_plain_http_to_remote_host():
         github_oidc_assertion("http://pipelines.example.invalid/idtoken?api-version=2.0", REQUEST_TOKEN)
 
 
-class EntraTokenServer:
+class EntraTokenServer(TokenEndpoint):
     """An https token endpoint on 127.0.0.1 (self-signed) that records client assertions."""
 
     def __init__(self, tmp_path) -> None:
-        import ipaddress
-        import ssl
+        def answer(path, form):
+            # expires_in 0 makes the next get_token go back to the token endpoint, as after expiry.
+            return 200, {"token_type": "Bearer", "expires_in": 0, "access_token": f"entra-{len(self.requests)}"}
 
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256())
-        )
-        self.cafile = str(tmp_path / "entra-ca.pem")
-        keyfile = tmp_path / "entra-key.pem"
-        Path(self.cafile).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        keyfile.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        self.requests: list[tuple[str, dict]] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
-                server.requests.append((self.path, form))
-                # expires_in 0 makes the next get_token go back to the token endpoint, as after expiry.
-                body = json.dumps(
-                    {"token_type": "Bearer", "expires_in": 0, "access_token": f"entra-{len(server.requests)}"}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cafile, str(keyfile))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.authority = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(tmp_path, answer)
+        self.cafile = str(self.cafile)
 
 
 @pytest.fixture

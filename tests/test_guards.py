@@ -9,8 +9,6 @@ import contextlib
 import copy
 import html
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from conftest import demo_seed, demo_tenant
+from conftest import demo_seed, demo_tenant, git
 
 from entra_gitops.cli import cli
 from entra_gitops.emulator import Emulator
@@ -46,16 +44,6 @@ HR_PORTAL = next(sp["id"] for sp in SEED["servicePrincipals"] if sp["displayName
 def run(*args: Any) -> Result:
     """The real command line, in process."""
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=Admin", "-c", "user.email=admin@example.com", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 class Live:
@@ -95,23 +83,6 @@ def graph(app: Emulator | None = None) -> Iterator[Live]:
             yield live
         finally:
             live.http.close()
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One complete backup of the demo tenant (the seed is deterministic: it fits every fresh demo emulator)."""
-    repo = tmp_path_factory.mktemp("template") / "state"
-    with graph() as live:
-        result = run("snapshot", "--repo", repo, "--graph-url", live.url)
-    assert result.exit_code == 0, result.output
-    return repo
-
-
-@pytest.fixture
-def repo(template: Path, tmp_path: Path) -> Path:
-    copy_ = tmp_path / "state"
-    shutil.copytree(template, copy_, symlinks=True)
-    return copy_
 
 
 @pytest.fixture

@@ -6,18 +6,20 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextvars
 import itertools
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from entra_gitops.emulator import hooks, values
 from entra_gitops.emulator.auth import check_access
-from entra_gitops.emulator.limits import Faults, Throttle, request_cost
+from entra_gitops.emulator.limits import FaultRule, Faults, Throttle, request_cost, sync_state_not_found
 from entra_gitops.emulator.odata import MAX_PAGE_SIZE, Query, parse_query, project
 from entra_gitops.emulator.protocol import (
     JSON_CONTENT_TYPE,
@@ -38,6 +40,10 @@ MAX_BATCH = 20
 MAX_CURSORS = 512
 DELTA_TOKEN_TTL_SECONDS = 7 * 24 * 3600
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+PAGED_OPS = frozenset({Op.COLLECTION, Op.LINKS, Op.DELETED_LIST, Op.DELTA})
+
+# Seconds the answer to the current ASGI request must still wait: injected delays, $batch sub-requests' included.
+_PENDING_DELAY: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("pending_delay", default=None)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Request:
     headers: Mapping[str, str]
     body: Any
     base_url: str
+    fault: FaultRule | None = None  # a paging fault (truncate, repeat-skiptoken) for `_page` to apply
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,15 @@ class Emulator:
                 body=body,
                 base_url=base_url,
             )
-            reply = self.handle(request, request_id)
+            pending = [0.0]
+            context = _PENDING_DELAY.set(pending)
+            try:
+                reply = self.handle(request, request_id)
+            finally:
+                _PENDING_DELAY.reset(context)
+            if pending[0]:
+                # Waited here rather than in the handler, so other requests are answered meanwhile.
+                await asyncio.sleep(pending[0])
         await _send_reply(send, reply, request_id, client_request_id)
 
     # -- dispatch -----------------------------------------------------------------------------
@@ -156,15 +171,48 @@ class Emulator:
                     self._scope(route), self._cost(route, request, query), request.method in WRITE_METHODS
                 )
                 charge_headers = charge.headers
-            rule = self.faults.pick(request.method, request.path) if self.faults else None
-            if rule is not None and not rule.after_commit:
-                raise Faults.fault(rule)
-            reply = self._dispatch(route, params, request, query)
+            rule = self._pick_fault(route, request, query)
             if rule is not None:
-                raise Faults.fault(rule)
+                request = self._inject(rule, route, request, query)
+            reply = self._dispatch(route, params, request, query)
+            if rule is not None and rule.after_commit:
+                raise self._fault(rule, route, request)
         except GraphFault as fault:
             reply = self._error(fault, request.headers.get("client-request-id"), request_id)
         return Reply(reply.status, reply.body, {**charge_headers, **reply.headers}, reply.text)
+
+    def _pick_fault(self, route: Route, request: Request, query: Query) -> FaultRule | None:
+        if self.faults is None:
+            return None
+        paged = request.method == "GET" and route.op in PAGED_OPS
+        skiptoken = paged and bool(query.skiptoken)
+        delta_token = paged and route.op is Op.DELTA and query.deltatoken not in (None, "", "latest")
+        return self.faults.pick(
+            request.method, request.path, paged=paged, skiptoken=skiptoken, token=skiptoken or delta_token
+        )
+
+    def _inject(self, rule: FaultRule, route: Route, request: Request, query: Query) -> Request:
+        """Apply a fault rule before the handler: delay, fail, or hand a paging fault to `_page` on the request."""
+        if rule.delay:
+            pending = _PENDING_DELAY.get()
+            if pending is None:
+                time.sleep(rule.delay)  # called directly, not through ASGI: nothing else to serve meanwhile
+            else:
+                pending[0] += rule.delay
+        if rule.status is not None and not rule.after_commit:
+            raise self._fault(rule, route, request)
+        if rule.expire_token:
+            if query.skiptoken:
+                # Forgotten, as an expired cursor is: the client has to start the read again.
+                self.cursors.pop(query.skiptoken.partition(".")[0], None)
+                raise _invalid_skiptoken()
+            raise sync_state_not_found(f"{request.base_url}/{route.rtype.delta}")
+        return replace(request, fault=rule) if rule.truncate or rule.repeat_skiptoken else request
+
+    @staticmethod
+    def _fault(rule: FaultRule, route: Route, request: Request) -> GraphFault:
+        location = f"{request.base_url}/{route.rtype.delta}" if route.op is Op.DELTA else None
+        return Faults.fault(rule, request.path, location)
 
     @staticmethod
     def _error(fault: GraphFault, client_request_id: str | None, request_id: str) -> Reply:
@@ -247,7 +295,7 @@ class Emulator:
             cursor_id, _, offset_text = query.skiptoken.partition(".")
             cursor = self.cursors.get(cursor_id)
             if cursor is None or not offset_text.isdigit():
-                raise bad_request("The $skiptoken is invalid or has expired.", "Request_InvalidSkipToken")
+                raise _invalid_skiptoken()
             self.cursors.move_to_end(cursor_id)
             offset = int(offset_text)
         else:
@@ -261,14 +309,21 @@ class Emulator:
             cursor_id = self._remember(cursor) if len(cursor.items) > top else ""
             offset = 0
         end = offset + cursor.top
+        page = list(cursor.items[offset:end])
+        rule = request.fault
+        if rule is not None and rule.truncate:
+            # Items lost without a sign: the page keeps its usual nextLink (or none), as a dropped page would.
+            page = page[: max(0, len(page) - rule.truncate)]
+        # repeat-skiptoken: the nextLink names the page just served, as a server stuck on its cursor would.
+        repeat = rule is not None and rule.repeat_skiptoken
         next_link = None
-        if end < len(cursor.items):
-            params = [("$skiptoken", f"{cursor_id}.{end}")]
+        if end < len(cursor.items) or repeat:
+            params = [("$skiptoken", f"{cursor_id}.{offset if repeat else end}")]
             if cursor.select is not None:
                 params.insert(0, ("$select", ",".join(cursor.select)))
             params.insert(len(params) - 1, ("$top", str(cursor.top)))
             next_link = f"{request.base_url}/{request.path}?" + "&".join(f"{k}={quote(v, safe=',')}" for k, v in params)
-        return list(cursor.items[offset:end]), cursor, next_link
+        return page, cursor, next_link
 
     # -- collections --------------------------------------------------------------------------
 
@@ -635,14 +690,7 @@ class Emulator:
             if state is None or state.get("t") != rtype.name:
                 raise bad_request("The delta token is not valid for this resource.", "Request_InvalidDeltaToken")
             if self.tenant.clock() - state["at"] > self.delta_ttl:
-                # delta-query-overview.md: an expired token is "a 40X-series error with error codes such as
-                # syncStateNotFound", and a reset is 410 with a Location header holding the initial query.
-                raise GraphFault(
-                    410,
-                    "syncStateNotFound",
-                    "The sync state generation is not found or has expired. Restart synchronization.",
-                    {"Location": f"{request.base_url}/{rtype.delta}"},
-                )
+                raise sync_state_not_found(f"{request.base_url}/{rtype.delta}")
             since, select = state["s"], tuple(state["sel"]) if state.get("sel") is not None else None
         self._check_select(rtype, tuple(n for n in select or () if not _is_link(rtype, n)))
         links = tuple(p for p in rtype.links if select and p.name in select)
@@ -769,6 +817,10 @@ class Emulator:
 
 
 _INVALID_JSON = object()
+
+
+def _invalid_skiptoken() -> GraphFault:
+    return bad_request("The $skiptoken is invalid or has expired.", "Request_InvalidSkipToken")
 
 
 def _short(kind: str) -> str:

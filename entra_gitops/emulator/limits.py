@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from entra_gitops.emulator.protocol import GraphFault
+from entra_gitops.emulator.auth import unauthenticated
+from entra_gitops.emulator.protocol import GraphFault, not_found
 from entra_gitops.errors import ConfigError
 from entra_gitops.registry import ThrottleScope
 
@@ -127,9 +128,9 @@ class Throttle:
 
 @dataclass(frozen=True)
 class FaultRule:
-    """One injected fault: which requests it hits and what it answers."""
+    """One injected fault: which requests it hits, at most one action (status or paging fault) and a delay."""
 
-    status: int
+    status: int | None = None
     every: int = 1
     first: int | None = None
     probability: float | None = None
@@ -137,57 +138,145 @@ class FaultRule:
     path: str = "*"
     method: str | None = None
     after_commit: bool = False
+    delay: float = 0.0
+    truncate: int = 0
+    repeat_skiptoken: bool = False
+    expire_token: bool = False
+
+    def applies(self, *, paged: bool, skiptoken: bool, token: bool) -> bool:
+        """Whether this rule can act on a request: paging faults need a page, a $skiptoken or a token to act on."""
+        if self.truncate:
+            return paged
+        if self.repeat_skiptoken:
+            return skiptoken
+        if self.expire_token:
+            return token
+        return True
 
 
+# Graph's error code and message for each status a rule may answer with (concepts/errors.md names the statuses;
+# the codes are the ones Graph's directory endpoints send); `Faults.fault` adds what 401, 404 and delta's 410 carry.
 _FAULT_CODES = {
+    400: ("Request_BadRequest", "One or more properties contains invalid values."),
+    401: ("InvalidAuthenticationToken", "Access token has expired or is not yet valid."),
+    403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+    404: (
+        "Request_ResourceNotFound",
+        "Resource does not exist or one of its queried reference-property objects are not present.",
+    ),
+    409: ("Conflict", "The request conflicts with the current state of the resource."),
+    410: ("Gone", "The requested resource is no longer available."),
+    412: (
+        "PreconditionFailed",
+        "The precondition given in one or more of the request-header fields evaluated to false.",
+    ),
     429: ("TooManyRequests", "Too many requests, please retry after some time."),
     500: ("InternalServerError", "An internal server error occurred."),
     502: ("BadGateway", "Bad gateway."),
     503: ("ServiceUnavailable", "The service is temporarily unavailable."),
     504: ("GatewayTimeout", "The operation timed out."),
 }
+_METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
+_ACTIONS = "STATUS, delay=SECONDS, truncate=N, repeat-skiptoken or expire-token"
 
 FAULTS_HELP = (
-    "RULE[;RULE...] where RULE is STATUS[,every=N][,first=N][,p=0.1][,retry-after=N|none]"
-    "[,path=GLOB][,method=M][,after-commit]; STATUS is 429, 500, 502, 503 or 504"
+    "RULE[;RULE...] where RULE is ACTION[,delay=SECONDS][,every=N][,first=N][,p=0.1][,path=GLOB][,method=M]; "
+    "ACTION is STATUS[,retry-after=N|none][,after-commit], truncate=N, repeat-skiptoken or expire-token, or none "
+    f"when the rule has a delay; STATUS is one of {', '.join(map(str, _FAULT_CODES))}"
 )
 
 
+def sync_state_not_found(location: str) -> GraphFault:
+    """Graph's answer to a delta token it no longer holds: 410 with the initial query in `Location`."""
+    # delta-query-overview.md: an expired token is "a 40X-series error with error codes such as
+    # syncStateNotFound", and a reset is 410 with a Location header holding the initial query.
+    return GraphFault(
+        410,
+        "syncStateNotFound",
+        "The sync state generation is not found or has expired. Restart synchronization.",
+        {"Location": location},
+    )
+
+
 def parse_faults(spec: str) -> tuple[FaultRule, ...]:
-    """Parse a `--faults` spec; a malformed one is a ConfigError naming the bad part."""
-    rules = []
-    for text in filter(None, (part.strip() for part in spec.split(";"))):
-        head, *options = [p.strip() for p in text.split(",")]
-        try:
-            status = int(head)
-        except ValueError:
-            raise ConfigError(f"--faults: {head!r} is not a status code", hint=FAULTS_HELP) from None
-        if status not in _FAULT_CODES:
-            raise ConfigError(f"--faults: status {status} is not one Graph throttles or fails with", hint=FAULTS_HELP)
-        values: dict[str, object] = {"retry_after": 1 if status == 429 else None}
-        for option in options:
-            name, _, value = option.partition("=")
+    """Parse a `--faults` spec; a malformed one is a ConfigError naming the rule and the bad part."""
+    return tuple(_parse_rule(text) for text in filter(None, (part.strip() for part in spec.split(";"))))
+
+
+def _parse_rule(text: str) -> FaultRule:
+    """One rule: parts in any order, at most one action besides `delay`, and at least one of the two."""
+
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError(f"--faults: {problem}, in rule {text!r}", hint=FAULTS_HELP)
+
+    values: dict[str, object] = {}
+    actions: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        name, equals, value = part.partition("=")
+        if not part:
+            raise refuse("an empty part")
+        if part.isdigit():
+            if int(part) not in _FAULT_CODES:
+                raise refuse(
+                    f"status {part} is not one the emulator answers with ({', '.join(map(str, _FAULT_CODES))})"
+                )
+            key, parsed = "status", int(part)
+        elif name in _OPTIONS:
+            key, read = _OPTIONS[name]
             try:
-                if name in ("every", "first"):
-                    values[name] = int(value)
-                elif name == "p":
-                    values["probability"] = float(value)
-                elif name == "retry-after":
-                    values["retry_after"] = None if value == "none" else int(value)
-                elif name in ("path", "method"):
-                    values[name] = value if name == "path" else value.upper()
-                elif name == "after-commit" and not value:
-                    values["after_commit"] = True
-                else:
-                    raise ValueError
+                parsed = read(value) if equals else None
             except ValueError:
-                raise ConfigError(f"--faults: bad option {option!r} in {text!r}", hint=FAULTS_HELP) from None
-        rules.append(FaultRule(status=status, **values))  # type: ignore[arg-type]
-    return tuple(rules)
+                parsed = None
+            if parsed is None and not (name == "retry-after" and value == "none"):
+                raise refuse(f"bad value in {part!r}")
+        elif name in _FLAGS and not equals:
+            key, parsed = _FLAGS[name], True
+        elif name in _FLAGS:
+            raise refuse(f"{name!r} takes no value, not {part!r}")
+        else:
+            raise refuse(f"unknown part {part!r}")
+        if key in values:
+            raise refuse(f"{part!r} repeats what the rule already says")
+        values[key] = parsed
+        if key in ("status", "truncate", "repeat_skiptoken", "expire_token"):
+            actions.append(part)
+    if len(actions) > 1:
+        raise refuse(f"{actions[0]!r} and {actions[1]!r} are two actions: give each its own rule")
+    if not actions and "delay" not in values:
+        raise refuse(f"no action: give one of {_ACTIONS}")
+    if "status" not in values:
+        for option, key in (("retry-after", "retry_after"), ("after-commit", "after_commit")):
+            if key in values:
+                raise refuse(f"{option!r} needs a STATUS to answer with")
+    elif "retry_after" not in values:
+        # Graph's 429 always names a wait; other statuses carry one only when the rule says so.
+        values["retry_after"] = 1 if values["status"] == 429 else None
+    return FaultRule(**values)  # type: ignore[arg-type]
+
+
+def _number(text: str, kind: type[int] | type[float], *, minimum: float, maximum: float | None = None) -> float:
+    """A finite number within bounds, or ValueError."""
+    number = kind(text)
+    if not math.isfinite(number) or number < minimum or (maximum is not None and number > maximum):
+        raise ValueError(text)
+    return number
+
+
+_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "every": ("every", lambda v: _number(v, int, minimum=1)),
+    "first": ("first", lambda v: _number(v, int, minimum=0)),
+    "p": ("probability", lambda v: _number(v, float, minimum=0.0, maximum=1.0)),
+    "retry-after": ("retry_after", lambda v: None if v == "none" else _number(v, int, minimum=0)),
+    "delay": ("delay", lambda v: _number(v, float, minimum=0.0)),
+    "truncate": ("truncate", lambda v: _number(v, int, minimum=1)),
+    "path": ("path", lambda v: v or None),
+    "method": ("method", lambda v: v.upper() if v.upper() in _METHODS else None),
+}
+_FLAGS = {"after-commit": "after_commit", "repeat-skiptoken": "repeat_skiptoken", "expire-token": "expire_token"}
 
 
 class Faults:
-    """Decides, per request, whether an injected fault answers instead of (or after) the handler."""
+    """Decides, per request, which injected fault rule (if any) acts on it."""
 
     def __init__(self, rules: tuple[FaultRule, ...], seed: int = 0) -> None:
         self.rules = rules
@@ -195,12 +284,18 @@ class Faults:
         self.random = random.Random(seed)
         self.lock = threading.Lock()
 
-    def pick(self, method: str, path: str) -> FaultRule | None:
+    def pick(
+        self, method: str, path: str, *, paged: bool = False, skiptoken: bool = False, token: bool = False
+    ) -> FaultRule | None:
+        """The first rule that fires for this request; a rule counts only requests it could act on."""
         with self.lock:
             for index, rule in enumerate(self.rules):
                 if rule.method and rule.method != method:
                     continue
                 if not fnmatch.fnmatchcase(path, rule.path):
+                    continue
+                # `first=2` on a paging fault means two pages it acted on, not two requests of any kind.
+                if not rule.applies(paged=paged, skiptoken=skiptoken, token=token):
                     continue
                 self.seen[index] += 1
                 count = self.seen[index]
@@ -214,7 +309,19 @@ class Faults:
         return None
 
     @staticmethod
-    def fault(rule: FaultRule) -> GraphFault:
-        code, message = _FAULT_CODES[rule.status]
-        headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
-        return GraphFault(rule.status, code, message, headers)
+    def fault(rule: FaultRule, path: str = "", delta_location: str | None = None) -> GraphFault:
+        """The error a status rule answers with; a 410 on a delta path is Graph's syncStateNotFound."""
+        assert rule.status is not None
+        if rule.status == 410 and delta_location is not None:
+            fault = sync_state_not_found(delta_location)
+        elif rule.status == 401:
+            fault = unauthenticated(_FAULT_CODES[401][1])
+        elif rule.status == 404:
+            fault = not_found(path.rsplit("/", 1)[-1] or path)
+        else:
+            fault = GraphFault(rule.status, *_FAULT_CODES[rule.status])
+        if rule.retry_after is not None:
+            fault = GraphFault(
+                fault.status, fault.code, fault.message, {**fault.headers, "Retry-After": str(rule.retry_after)}
+            )
+        return fault

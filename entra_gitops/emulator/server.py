@@ -25,28 +25,60 @@ def require_loopback(host: str) -> None:
         raise ConfigError(f"--host {host!r} is not a loopback address", hint="use 127.0.0.1, ::1 or localhost")
 
 
-def serve(
-    app: Emulator, host: str, port: int, on_ready: Callable[[str], None], server: uvicorn.Server | None = None
-) -> None:
-    """Run until interrupted (or `server.should_exit`); `on_ready` receives the Graph base URL once it listens."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or a ConfigError saying why not (a busy port, most often)."""
     require_loopback(host)
+    shown = f"[{host}]" if ":" in host else host
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    reason = None
+    try:
+        # As asyncio's own create_server does: a restart need not wait for the old connections' TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        reason = (err.strerror or str(err)).lower()
+    if reason is not None:
+        sock.close()
+        raise ConfigError(f"cannot listen on {shown}:{port}: {reason}", hint="stop what uses it, or pick --port 0")
+    return sock
+
+
+def serve(
+    app: Emulator,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    server: uvicorn.Server | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Run until interrupted (or `server.should_exit`); `on_ready` receives the Graph base URL once it listens.
+
+    The socket is bound here (or passed in, bound by `listen`) rather than by uvicorn, which answers a
+    busy port with a log line and SystemExit from inside its task.
+    """
+    require_loopback(host)
+    sock = sock or listen(host, port)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
     server = server or uvicorn.Server(config)
     server.config = config
 
     async def run() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
                 await task
                 raise ConfigError(f"could not listen on {host}:{port}")
             await asyncio.sleep(0.02)
-        bound = server.servers[0].sockets[0].getsockname()
+        bound = sock.getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         on_ready(f"http://{shown}:{bound[1]}/v1.0")
         await task
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        sock.close()
 
 
 def serve_in_background(app: Emulator, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import ipaddress
 import json
 import os
+import re
+import shutil
 import string
 import time
 import urllib.error
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials import AccessToken, AccessTokenInfo
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from entra_gitops.errors import AuthError
 
@@ -24,9 +28,12 @@ __all__ = [
     "AuthMethod",
     "AuthSettings",
     "LocalCredential",
+    "SignIn",
     "build_credential",
     "github_oidc_assertion",
     "is_loopback",
+    "sign_in",
+    "sign_in_failure",
     "token_scopes",
 ]
 
@@ -317,6 +324,16 @@ def _choose_method(settings: AuthSettings) -> AuthMethod:
 
 def build_credential(graph_url: str, settings: AuthSettings) -> Any:
     """An azure.identity.aio-style async credential for graph_url, chosen from settings and the environment."""
+    return _build(graph_url, settings)[1]
+
+
+def sign_in(graph_url: str, settings: AuthSettings) -> Any:
+    """The credential a Graph client uses: build_credential's, wrapped in SignIn (the emulator's token as it is)."""
+    method, credential = _build(graph_url, settings)
+    return credential if isinstance(credential, LocalCredential) else SignIn(credential, method)
+
+
+def _build(graph_url: str, settings: AuthSettings) -> tuple[AuthMethod, Any]:
     parts = _require_graph_url(graph_url)
     loopback = is_loopback(graph_url)
     method = settings.method
@@ -330,12 +347,12 @@ def build_credential(graph_url: str, settings: AuthSettings) -> Any:
         raise AuthError(f"refusing plain http for {parts.hostname}: access tokens would travel unencrypted; use https")
     if loopback and method in (None, AuthMethod.LOCAL):
         # A token of the tester's choosing (an unsigned JWT with `roles`) lets the emulator check least privilege.
-        return LocalCredential(_env(ENV_LOCAL_TOKEN) or LOCAL_TOKEN)
+        return AuthMethod.LOCAL, LocalCredential(_env(ENV_LOCAL_TOKEN) or LOCAL_TOKEN)
 
     if method is None:
         method = _choose_method(settings)
     try:
-        return _construct(method, settings, parts)
+        return method, _construct(method, settings, parts)
     except ValueError as exc:
         # azure-identity rejects bad arguments with fixed, secret-free messages, but the
         # exception's frames hold the secret, so it must not become the AuthError's __context__.
@@ -404,3 +421,98 @@ def _construct(method: AuthMethod, settings: AuthSettings, parts: urllib.parse.S
 
     # LOCAL was handled above; reaching here means a new AuthMethod member without a branch.
     raise AuthError(f"authentication method {method.value!r} is not supported for {parts.hostname}")
+
+
+# What to check for each method once Entra (or the Azure CLI) refused: the settings azure-identity read for it.
+_SIGN_IN_FIXES = {
+    AuthMethod.CLIENT_SECRET: f"check {ENV_CLIENT_SECRET} (the secret's value, not its id), {_CLIENT_HINT} "
+    f"and {_TENANT_HINT}",
+    AuthMethod.CERTIFICATE: f"check that {_CERTIFICATE_HINT} is a certificate uploaded to the app, {_CLIENT_HINT} "
+    f"and {_TENANT_HINT}",
+    AuthMethod.AZURE_CLI: "run `az login`, with --tenant ID for another tenant, or choose another --auth",
+    AuthMethod.GITHUB_OIDC: f"check that the app's federated credential names this repository and workflow, "
+    f"{_CLIENT_HINT} and {_TENANT_HINT}",
+    AuthMethod.DEFAULT: f"choose a method with --auth: `az login` and --auth azure-cli, or --auth client-secret with "
+    f"--tenant-id, --client-id and {ENV_CLIENT_SECRET}; --debug shows what DefaultAzureCredential tried",
+}
+
+# Entra's access tokens and GitHub's OIDC tokens are JWTs; none may reach a terminal or a CI log.
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+_MAX_REASON = 300
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of azure-identity's message, with anything secret taken out."""
+    text = str(getattr(err, "message", None) or err)
+    line = next((part.strip() for part in text.splitlines() if part.strip()), type(err).__name__)
+    for name in (ENV_CLIENT_SECRET, ENV_CERTIFICATE_PASSWORD, ENV_OIDC_REQUEST_TOKEN):
+        value = _env(name)
+        if value:
+            line = line.replace(value, "***")
+    line = _JWT.sub("<token>", line)
+    return line if len(line) <= _MAX_REASON else line[: _MAX_REASON - 1] + "…"
+
+
+def sign_in_failure(method: AuthMethod | None, credential: str, err: BaseException) -> AuthError:
+    """One AuthError for a failed sign-in: which credential, azure-identity's reason, and what to set."""
+    how = f"{credential} (--auth {method.value})" if method else credential
+    if isinstance(err, ServiceRequestError | ServiceResponseError | OSError):
+        authority = _env(ENV_AUTHORITY_HOST)
+        hint = "the sign-in endpoint cannot be reached: check the network and any proxy (HTTPS_PROXY)" + (
+            f", and {ENV_AUTHORITY_HOST} (now {authority})" if authority else ""
+        )
+    elif method is AuthMethod.AZURE_CLI and shutil.which("az") is None:
+        hint = "install the Azure CLI and run `az login`, or choose another --auth"
+    else:
+        hint = _SIGN_IN_FIXES.get(method, "check the sign-in settings") if method else "check the sign-in settings"
+    return AuthError(f"cannot sign in to Microsoft Graph with {how}: {_reason(err)}", hint=hint)
+
+
+class SignIn:
+    """An async credential around azure-identity's that signs in once per run and reuses the token until near expiry.
+
+    A failure is one AuthError, raised again for every later request without trying again: a run
+    with many requests in flight reports it once, and never runs `az` or calls Entra for each.
+    """
+
+    # A token this close to expiry is renewed, so that a long read never sends one that lapses in flight.
+    RENEW_BEFORE = 300
+
+    def __init__(self, credential: Any, method: AuthMethod) -> None:
+        self.credential = credential
+        self.method = method
+        self._tokens: dict[tuple[str, ...], AccessToken] = {}
+        self._failure: AuthError | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        # One request signs in while the others wait for its token (or its failure).
+        async with self._lock:
+            if self._failure is None:
+                cached = self._tokens.get(scopes)
+                fresh = cached is not None and cached.expires_on - time.time() > self.RENEW_BEFORE
+                if fresh and not kwargs.get("claims"):
+                    return cached  # type: ignore[return-value]
+                failure = None
+                try:
+                    token = await self.credential.get_token(*scopes, **kwargs)
+                except (AzureError, OSError) as err:
+                    failure = sign_in_failure(self.method, type(self.credential).__name__, err)
+                # Raised outside the except block: the original's frames hold the credential and its secret.
+                if failure is None:
+                    self._tokens[scopes] = token
+                    return token
+                self._failure = failure
+            raise AuthError(self._failure.args[0], hint=self._failure.hint)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.credential.close()
+
+    async def __aenter__(self) -> SignIn:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()

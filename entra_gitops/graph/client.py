@@ -6,13 +6,13 @@ import asyncio
 import json
 import os
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError
 from kiota_abstractions.method import Method
 from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
@@ -21,8 +21,8 @@ from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOpt
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from entra_gitops.errors import AuthError, ConfigError, GraphError
-from entra_gitops.graph.auth import AuthSettings, build_credential, token_scopes
+from entra_gitops.errors import ConfigError, GraphError
+from entra_gitops.graph.auth import AuthSettings, sign_in, sign_in_failure, token_scopes
 from entra_gitops.graph.limiter import DEFAULT_INTERVALS, Limiter, backoff_delay
 from entra_gitops.registry import ThrottleScope
 
@@ -85,6 +85,14 @@ class RetryPolicy:
     max_retries: int = 6
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
+    max_wait: float = 120.0  # a Retry-After longer than this fails the run instead of sleeping through it
+
+
+NOTICE_WAIT = 5.0  # waits longer than this are said aloud
+
+
+class PageTokenExpired(GraphError):
+    """A paged read's next-page token stopped working before the read was done: the collection starts over."""
 
 
 def check_graph_url(graph_url: str) -> str:
@@ -127,6 +135,7 @@ class GraphClient:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     counters: _Counters = field(default_factory=_Counters)
     rng: random.Random = field(default_factory=random.Random)
+    on_wait: Callable[[str], None] | None = None  # told of every long wait, to say it aloud
 
     @property
     def sdk(self) -> GraphServiceClient:
@@ -156,10 +165,15 @@ class GraphClient:
         info.add_request_options(
             [ResponseHandlerOption(NativeResponseHandler()), RetryHandlerOption(should_retry=False)]
         )
+        failure = None
         try:
             response: httpx.Response = await self.adapter.send_async(info, None, {})  # type: ignore[arg-type]
-        except ClientAuthenticationError as err:
-            raise AuthError(f"cannot get a token for {self.base_url}: {err.message}") from None
+        except AzureError as err:
+            # SignIn turns azure-identity's errors into AuthError already; this holds for any other credential.
+            failure = sign_in_failure(None, f"the credential for {self.base_url}", err)
+        if failure is not None:
+            # Raised outside the except block: the original's frames hold the credential and its secret.
+            raise failure
         content = response.content
         self.counters.bytes_read += len(content)
         return GraphResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()}, content)
@@ -207,6 +221,7 @@ class GraphClient:
                 if not retryable or attempt >= self.retry.max_retries:
                     raise _error_from(method, url, response)
             delay = self._delay(response, attempt)
+            self._check_wait(delay, f"{method} {urlsplit(url).path}", response)
             if response is not None and response.status == 429:
                 self.counters.throttled += 1
                 self.limiter.back_off(scope, delay)
@@ -214,6 +229,19 @@ class GraphClient:
                 await asyncio.sleep(delay)
             self.counters.retries += 1
             attempt += 1
+
+    def _check_wait(self, delay: float, what: str, response: GraphResponse | None) -> None:
+        """Say a long wait aloud, and refuse one beyond max_wait rather than sleep through it in silence."""
+        status = response.status if response is not None else "no answer"
+        if delay > self.retry.max_wait:
+            raise GraphError(
+                f"Graph asked to wait {delay:.0f} s before retrying {what} ({status}), more than --max-wait "
+                f"{self.retry.max_wait:.0f} s",
+                status=response.status if response is not None else None,
+                hint="run again later, or allow a longer wait with --max-wait",
+            )
+        if delay > NOTICE_WAIT and self.on_wait is not None:
+            self.on_wait(f"waiting {delay:.0f} s before retrying {what}: Graph answered {status}")
 
     def _delay(self, response: GraphResponse | None, attempt: int) -> float:
         retry_after = response.headers.get("retry-after") if response is not None else None
@@ -232,15 +260,42 @@ class GraphClient:
         scope: ThrottleScope = ThrottleScope.IDENTITY,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Each page of a collection as parsed JSON, following `@odata.nextLink` to the end."""
+        """Each page of a collection as parsed JSON, following `@odata.nextLink` to the end.
+
+        A next link seen before in this read (the same $skiptoken again, or a cycle) is an error, not a
+        loop; a next-page token that expires midway raises PageTokenExpired, for the caller to start over.
+        """
         url: str | None = self.url(path, params)
+        seen: set[str] = set()
+        first = True
         while url:
-            page = (await self.send("GET", url, scope=scope, headers=headers)).json()
+            if url in seen:
+                raise GraphError(
+                    f"Graph returned a page link twice while reading {urlsplit(self.url(path)).path}: "
+                    "stopping instead of reading the same pages forever",
+                    hint="run again; if it repeats, Graph's paging for this collection is broken right now",
+                )
+            seen.add(url)
+            try:
+                page = (await self.send("GET", url, scope=scope, headers=headers)).json()
+            except GraphError as err:
+                if not first and (err.status == 410 or "skiptoken" in str(err.code or "").lower()):
+                    raise PageTokenExpired(str(err), status=err.status, code=err.code) from None
+                raise
+            first = False
             yield page
             url = page.get("@odata.nextLink")
 
     async def list_all(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        """Every object of a collection, as plain dicts."""
+        """Every object of a collection, as plain dicts (started over once if a page token expires)."""
+        try:
+            return await self._list_once(path, params, **kwargs)
+        except PageTokenExpired:
+            return await self._list_once(path, params, **kwargs)
+
+    async def _list_once(
+        self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]]:
         objects: list[dict[str, Any]] = []
         async for page in self.pages(path, params, **kwargs):
             objects.extend(page.get("value", ()))
@@ -268,6 +323,7 @@ class GraphClient:
                 if not retry or attempt >= self.retry.max_retries:
                     break
                 delays = [self._delay(answers[r.id], attempt) for r in retry]
+                self._check_wait(max(delays), f"{len(retry)} $batch request(s)", answers[retry[0].id])
                 if any(answers[r.id].status == 429 for r in retry):
                     self.counters.throttled += sum(1 for r in retry if answers[r.id].status == 429)
                     self.limiter.back_off(ThrottleScope.IDENTITY, max(delays))
@@ -303,12 +359,22 @@ class GraphClient:
         client = getattr(self.adapter, "_http_client", None)
         if client is not None:
             await client.aclose()
+        await _close_credential(self.adapter)
 
     async def __aenter__(self) -> GraphClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _close_credential(adapter: GraphRequestAdapter) -> None:
+    """Close the adapter's credential: azure-identity's hold aiohttp sessions that warn when left open."""
+    provider = getattr(adapter, "_authentication_provider", None)
+    credential = getattr(getattr(provider, "access_token_provider", None), "_credentials", None)
+    close = getattr(credential, "close", None)
+    if close is not None:
+        await close()
 
 
 def _batch_item(request: BatchRequest) -> dict[str, Any]:
@@ -338,7 +404,7 @@ def connect(
     `transport` lets tests and the demo serve an in-process ASGI emulator with no socket.
     """
     base_url = check_graph_url(graph_url)
-    credential = build_credential(base_url, auth or AuthSettings.from_env())
+    credential = sign_in(base_url, auth or AuthSettings.from_env())
     host = urlsplit(base_url).hostname or ""
     provider = AzureIdentityAuthenticationProvider(credential, scopes=token_scopes(base_url), allowed_hosts=[host])
     http_client = (

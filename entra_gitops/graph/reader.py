@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from entra_gitops.errors import GraphError
-from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, GraphResponse, GraphStats
+from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, GraphResponse, GraphStats, PageTokenExpired
 from entra_gitops.ids import graph_path
 from entra_gitops.registry import PropertySpec, Registry, ResourceType
 
@@ -47,13 +47,20 @@ class _Reader:
         self.links: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
 
     async def collection(self, rtype: ResourceType, path: str, select: tuple[str, ...]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
         params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-        async for page in self.client.pages(path, params, scope=rtype.throttle_scope):
-            value = page.get("value", [])
-            found.extend(value)
-            self.progress(rtype.name, len(value))
-        return found
+        for attempt in (1, 2):
+            found: list[dict[str, Any]] = []
+            try:
+                async for page in self.client.pages(path, params, scope=rtype.throttle_scope):
+                    value = page.get("value", [])
+                    found.extend(value)
+                    self.progress(rtype.name, len(value))
+                return found
+            except PageTokenExpired:
+                if attempt == 2:
+                    raise
+                # A next-page token that expired midway: the read starts over once, from its first page.
+        raise AssertionError("unreachable")
 
     async def per_parent(
         self, rtype: ResourceType, paths: dict[str, str], select: tuple[str, ...], label: str
@@ -122,7 +129,13 @@ class _Reader:
         members: dict[str, dict[str, None]] = {}
         assert rtype.delta is not None
         url: str | None = self.client.url(rtype.delta, {"$select": f"id,{name}"})
+        seen: set[str] = set()
         while url:
+            if url in seen:
+                raise GraphError(
+                    f"Graph returned a delta page link twice while reading {label}: stopping instead of looping"
+                )
+            seen.add(url)
             page = (await self.client.send("GET", url, scope=rtype.throttle_scope)).json()
             for row in page.get("value", []):
                 if "@removed" in row:
