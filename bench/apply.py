@@ -35,19 +35,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from entra_gitops.apply import ApplyOutcome, Journal, JournalEvent, apply_plan, read_live_for
-from entra_gitops.config import Config
-from entra_gitops.diff import difference_report
 from entra_gitops.emulator import create_emulator
 from entra_gitops.emulator.app import WRITE_METHODS
 from entra_gitops.emulator.limits import WRITE_WINDOW_SECONDS, WRITES_PER_WINDOW
 from entra_gitops.emulator.server import serve_in_background
-from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.client import connect
-from entra_gitops.plan import Plan, Step, Write, build_plan
-from entra_gitops.registry import default_registry
-from entra_gitops.snapshot import take_snapshot
-from entra_gitops.sources import backup_state, live_state
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import Config
+from entra_gitops.recovery.apply import ApplyOutcome, Journal, JournalEvent, apply_plan, read_live_for
+from entra_gitops.recovery.plan import Plan, Step, Write, build_plan
+from entra_gitops.report.diff import difference_report
+from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.snapshot import take_snapshot
+from entra_gitops.state.sources import backup_state, live_state
 
 REGISTRY = default_registry()
 USER = REGISTRY.get("user")

@@ -16,15 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from entra_gitops import canonical
-from entra_gitops.diff import difference_report
 from entra_gitops.emulator import synthetic
-from entra_gitops.normalize import normalize_object
-from entra_gitops.registry import default_registry, freeze
-from entra_gitops.render.jsonout import render_json
-from entra_gitops.render.markdown import render_markdown
-from entra_gitops.render.view import build_view, display_names
-from entra_gitops.state import Lifecycle, ObjectState, TenantState
+from entra_gitops.model import canonical
+from entra_gitops.model.frozen import freeze
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
+from entra_gitops.report.diff import difference_report
+from entra_gitops.report.jsonout import render_json
+from entra_gitops.report.markdown import render_markdown
+from entra_gitops.report.view import build_view, display_names
+from entra_gitops.state.normalize import normalize_object
 
 REGISTRY = default_registry()
 

@@ -24,13 +24,13 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import PageIterator
 
-from entra_gitops.config import Config
 from entra_gitops.emulator import create_emulator
 from entra_gitops.emulator.server import serve_in_background
-from entra_gitops.gitstore import StateRepo
 from entra_gitops.graph.client import connect
-from entra_gitops.registry import default_registry
-from entra_gitops.snapshot import SnapshotOutcome, take_snapshot
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import Config
+from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.snapshot import SnapshotOutcome, take_snapshot
 
 REGISTRY = default_registry()
 USERS = REGISTRY.get("user")

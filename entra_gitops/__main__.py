@@ -1,5 +1,5 @@
 """Entry point for `python -m entra_gitops`."""
 
-from entra_gitops.cli import main
+from entra_gitops.cli.main import main
 
 main()

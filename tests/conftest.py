@@ -26,7 +26,7 @@ from entra_gitops.emulator.seed import SeedLoader, read_seed
 from entra_gitops.emulator.store import Tenant
 from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import GraphClient, connect
-from entra_gitops.registry import default_registry
+from entra_gitops.model.registry import default_registry
 
 # The emulators here do not throttle, so the client's 1 request/s pacing of Conditional Access would only
 # make every run wait; subprocesses inherit this too. Tests of pacing build their own Limiter.
@@ -239,9 +239,9 @@ def served_slow_emulator() -> Iterator[str]:
 
 def take_snapshot_of(app: Emulator, store: Any, when: Any, config: Any = None, types: tuple[str, ...] = ()) -> Any:
     """Run the real snapshot against an in-process emulator, with fast retries and no pacing."""
-    from entra_gitops.config import Config
     from entra_gitops.graph.client import RetryPolicy
-    from entra_gitops.snapshot import take_snapshot
+    from entra_gitops.model.settings import Config
+    from entra_gitops.state.snapshot import take_snapshot
 
     registry = default_registry()
 
@@ -260,7 +260,7 @@ def take_snapshot_of(app: Emulator, store: Any, when: Any, config: Any = None, t
 @functools.cache
 def demo_state() -> Any:
     """The demo tenant as the product reads it (every type, through the real client): one immutable value."""
-    from entra_gitops.sources import live_state
+    from entra_gitops.state.sources import live_state
 
     registry = default_registry()
     return with_graph(Emulator(demo_tenant()), lambda client: live_state(client, registry, tuple(registry)))
@@ -283,7 +283,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deterministic, so the backup fits every fresh demo emulator)."""
     from click.testing import CliRunner
 
-    from entra_gitops.cli import cli
+    from entra_gitops.cli.main import cli
     from entra_gitops.emulator.server import serving
 
     repo = tmp_path_factory.mktemp("template") / "state"

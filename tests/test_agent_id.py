@@ -16,16 +16,16 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import demo_tenant
 
-from entra_gitops import canonical
-from entra_gitops.cli import cli
-from entra_gitops.diff import Action, ChangeKind, DifferenceReport, ObjectChange, ReportScope, compare_objects
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.server import serving
-from entra_gitops.registry import default_registry
-from entra_gitops.render.html import render_html
-from entra_gitops.render.markdown import render_markdown
-from entra_gitops.render.view import build_view
-from entra_gitops.state import Lifecycle, ObjectState
+from entra_gitops.model import canonical
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.tenant import Lifecycle, ObjectState
+from entra_gitops.report.diff import Action, ChangeKind, DifferenceReport, ObjectChange, ReportScope, compare_objects
+from entra_gitops.report.html import render_html
+from entra_gitops.report.markdown import render_markdown
+from entra_gitops.report.view import build_view
 
 BLUEPRINT = "abdc0c6b-e40a-4a77-9d0d-65aa779bfe31"
 BLUEPRINT_APP_ID = "c9222d03-63b4-4363-9f67-0a7a2ab31516"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from entra_gitops import canonical
-from entra_gitops.canonical import MAX_BYTES, MAX_DEPTH, dump, load
-from entra_gitops.errors import StateFileError
+from entra_gitops.model import canonical
+from entra_gitops.model.canonical import MAX_BYTES, MAX_DEPTH, dump, load
+from entra_gitops.model.errors import StateFileError
 
 PYYAML_LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import ENTRA_GITOPS
 
-from entra_gitops.cli import cli
-from entra_gitops.gitstore import StateRepo
+from entra_gitops.cli.main import cli
 from entra_gitops.graph.client import connect
+from entra_gitops.state.gitstore import StateRepo
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

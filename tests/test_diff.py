@@ -13,16 +13,17 @@ import pytest
 from click.testing import CliRunner
 from conftest import ENTRA_GITOPS
 
-from entra_gitops.cli import cli
-from entra_gitops.demo import make_drift
-from entra_gitops.diff import Action, Blocker, ChangeKind, DifferenceReport, ReportScope, difference_report
+from entra_gitops.cli.main import cli
 from entra_gitops.graph.client import connect
-from entra_gitops.normalize import normalize_object
-from entra_gitops.registry import default_registry, freeze
-from entra_gitops.render.markdown import render_markdown
-from entra_gitops.render.text import render_text
-from entra_gitops.render.view import build_view
-from entra_gitops.state import Lifecycle, ObjectState, TenantState
+from entra_gitops.model.frozen import freeze
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
+from entra_gitops.report.diff import Action, Blocker, ChangeKind, DifferenceReport, ReportScope, difference_report
+from entra_gitops.report.markdown import render_markdown
+from entra_gitops.report.text import render_text
+from entra_gitops.report.view import build_view
+from entra_gitops.state.normalize import normalize_object
+from entra_gitops.workflow.demo import make_drift
 
 REGISTRY = default_registry()
 ALL = frozenset(REGISTRY.names)

@@ -23,13 +23,13 @@ import pytest
 from click.testing import CliRunner, Result
 from ruamel.yaml import YAML
 
-from entra_gitops.cli import cli
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.seed import SeedLoader, read_seed
 from entra_gitops.emulator.server import serving
-from entra_gitops.layout import STATE_DIR, object_path
-from entra_gitops.registry import default_registry
-from entra_gitops.state import Lifecycle
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.tenant import Lifecycle
+from entra_gitops.state.layout import STATE_DIR, object_path
 
 SEED_PATH = Path(__file__).parent / "fixtures" / "graph-docs-seed.yaml"
 AUTH = {"Authorization": "Bearer local"}

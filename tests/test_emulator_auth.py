@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import BASE_URL, HOST, assert_graph_error, demo_seed, demo_tenant, run
 
-from entra_gitops.cli import cli
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.app import Request
 from entra_gitops.emulator.auth import operation
@@ -33,12 +33,12 @@ from entra_gitops.emulator.protocol import Reply
 from entra_gitops.emulator.routes import Op
 from entra_gitops.emulator.server import serving
 from entra_gitops.emulator.store import Tenant
-from entra_gitops.errors import GraphError
 from entra_gitops.graph import limiter
 from entra_gitops.graph.auth import ENV_LOCAL_TOKEN, LOCAL_TOKEN, AuthSettings, build_credential
 from entra_gitops.graph.client import connect
-from entra_gitops.permissions import Job, needs_of, permissions_for
-from entra_gitops.registry import Access, ThrottleScope, default_registry
+from entra_gitops.model.errors import GraphError
+from entra_gitops.model.registry import Access, ThrottleScope, default_registry
+from entra_gitops.workflow.permissions import Job, needs_of, permissions_for
 
 SEED = demo_seed()
 USERS = {u["displayName"]: u["id"] for u in SEED["users"]}

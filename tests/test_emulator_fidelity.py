@@ -41,7 +41,7 @@ from test_schema_metadata import METADATA_ENV, GraphModel, graph_name, metadata_
 
 from entra_gitops.emulator import Emulator
 from entra_gitops.graph.client import BatchRequest, GraphClient
-from entra_gitops.registry import default_registry
+from entra_gitops.model.registry import default_registry
 
 # msgraph-sdk's generated request builders warn about their own deprecated configuration classes on import.
 pytestmark = [

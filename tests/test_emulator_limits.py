@@ -23,7 +23,7 @@ from conftest import (
 
 from entra_gitops.emulator import Emulator, create_emulator
 from entra_gitops.emulator.limits import FaultRule, Faults, Throttle, parse_faults
-from entra_gitops.errors import ConfigError
+from entra_gitops.model.errors import ConfigError
 
 INGRID = "612d7050-db34-4834-96a9-fc94a9c226a7"
 SG_FINANCE = "47469706-55e1-4537-a7f8-5bf63e58ff06"

@@ -30,8 +30,8 @@ from conftest import (
 
 from entra_gitops.emulator import Emulator, create_emulator
 from entra_gitops.emulator.seed import SeedLoader, load_tenant
-from entra_gitops.errors import SeedError
-from entra_gitops.registry import ResourceType, default_registry
+from entra_gitops.model.errors import SeedError
+from entra_gitops.model.registry import ResourceType, default_registry
 
 REGISTRY = default_registry()
 

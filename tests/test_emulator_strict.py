@@ -12,7 +12,7 @@ from conftest import SyncGraph, assert_graph_error, demo_seed
 
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.seed import SeedLoader
-from entra_gitops.registry import default_registry
+from entra_gitops.model.registry import default_registry
 
 REGISTRY = default_registry()
 SEED = demo_seed()

@@ -29,7 +29,7 @@ from click.testing import CliRunner, Result
 from conftest import ENTRA_GITOPS, demo_seed, demo_tenant, git, serve_emulator
 from tokens import TokenEndpoint
 
-from entra_gitops.cli import cli
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.server import serving
 from entra_gitops.graph.auth import AuthError, AuthMethod, SignIn

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import take_snapshot_of
 
 from entra_gitops.emulator import create_emulator
-from entra_gitops.gitstore import StateRepo
+from entra_gitops.state.gitstore import StateRepo
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "tenant-state"
 UPDATE = "ENTRA_GITOPS_UPDATE_EXAMPLE"

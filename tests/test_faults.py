@@ -28,14 +28,14 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import ENTRA_GITOPS, demo_seed, demo_tenant, git
 
-from entra_gitops.cli import cli
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator, create_emulator
 from entra_gitops.emulator.limits import Faults, parse_faults
 from entra_gitops.emulator.seed import SeedLoader
 from entra_gitops.emulator.server import serving
-from entra_gitops.lock import exclusive, lock_path
-from entra_gitops.plan import compute_checksum
-from entra_gitops.registry import default_registry
+from entra_gitops.model.registry import default_registry
+from entra_gitops.recovery.plan import compute_checksum
+from entra_gitops.state.lock import exclusive, lock_path
 
 SEED = demo_seed()
 USERS = {u["displayName"]: u["id"] for u in SEED["users"]}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import ENTRA_GITOPS
 
-from entra_gitops.github import error_annotation
+from entra_gitops.workflow.github import error_annotation
 
 USER_ID = "6f1d0c1e-0a52-4a4e-9b6c-2d1f3b8a9c01"
 

@@ -13,10 +13,10 @@ import pytest
 from entra_gitops.emulator import Emulator, create_emulator
 from entra_gitops.emulator.limits import Faults, parse_faults
 from entra_gitops.emulator.seed import SeedLoader
-from entra_gitops.errors import ConfigError, GraphError
 from entra_gitops.graph.client import BatchRequest, GraphClient, RetryPolicy, check_graph_url, connect
 from entra_gitops.graph.reader import read_tenant
-from entra_gitops.registry import ThrottleScope, default_registry
+from entra_gitops.model.errors import ConfigError, GraphError
+from entra_gitops.model.registry import ThrottleScope, default_registry
 
 LOCAL = "http://127.0.0.1/v1.0"
 FAST = RetryPolicy(max_retries=4, backoff_base=0.001)
@@ -273,9 +273,9 @@ def test_unreachable_graph_is_one_clear_error() -> None:
 
 
 def test_conditional_access_pacing_is_graphs_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    from entra_gitops.errors import ConfigError
     from entra_gitops.graph.client import ENV_CA_PACE, pacing_from_env
-    from entra_gitops.registry import ThrottleScope
+    from entra_gitops.model.errors import ConfigError
+    from entra_gitops.model.registry import ThrottleScope
 
     monkeypatch.delenv(ENV_CA_PACE, raising=False)
     assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 1.0}

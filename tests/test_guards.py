@@ -18,13 +18,13 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import demo_seed, demo_tenant, git
 
-from entra_gitops.cli import cli
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.seed import SeedLoader
 from entra_gitops.emulator.server import serving
-from entra_gitops.plan import compute_checksum, fingerprint
-from entra_gitops.registry import default_registry
-from entra_gitops.sources import live_state
+from entra_gitops.model.registry import default_registry
+from entra_gitops.recovery.plan import compute_checksum, fingerprint
+from entra_gitops.state.sources import live_state
 
 SEED = demo_seed()
 TENANT = SEED["organization"][0]["id"]

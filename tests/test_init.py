@@ -24,13 +24,13 @@ from click.testing import CliRunner
 from conftest import SyncGraph, demo_seed, take_snapshot_of
 
 from entra_gitops import __version__
-from entra_gitops.cli import cli
-from entra_gitops.cli_workflow import TEMPLATES
-from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
+from entra_gitops.cli.main import cli
+from entra_gitops.cli.workflow import TEMPLATES
 from entra_gitops.emulator import Emulator
-from entra_gitops.gitstore import StateRepo
-from entra_gitops.permissions import Job, markdown_table
-from entra_gitops.registry import default_registry
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
+from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.workflow.permissions import Job, markdown_table
 
 TENANT = demo_seed()["organization"][0]["id"]  # the workflows run against the demo tenant
 READ_APP = "11111111-2222-4333-8444-555555555555"
@@ -351,7 +351,7 @@ class Runner:
         wrapper.write_text(
             f"#!{sys.executable}\n"
             "import sys\n"
-            "from entra_gitops.cli import main\n"
+            "from entra_gitops.cli.main import main\n"
             "argv = sys.argv[1:]\n"
             "if '--auth' in argv:  # the emulator takes the local token instead of GitHub OIDC\n"
             "    i = argv.index('--auth')\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from entra_gitops.lock import STALE_AFTER, LockedError, clear, exclusive, lock_path
+from entra_gitops.state.lock import STALE_AFTER, LockedError, clear, exclusive, lock_path
 
 
 def write_lock(git_dir: Path, **fields: object) -> None:
@@ -91,8 +91,8 @@ def test_sigterm_and_sigint_release_the_lock(tmp_path: Path, signum: int) -> Non
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from entra_gitops import signals\n"
-        "from entra_gitops.lock import exclusive\n"
+        "from entra_gitops.state import signals\n"
+        "from entra_gitops.state.lock import exclusive\n"
         "signals.install()\n"
         "try:\n"
         f"    with exclusive(Path({str(tmp_path)!r}), 'snapshot'):\n"

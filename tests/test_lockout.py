@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from entra_gitops.emulator.seed import read_seed
-from entra_gitops.lockout import BreakGlassAccount, Lockout, lockouts, resolve_accounts
-from entra_gitops.registry import freeze, thaw
-from entra_gitops.state import Lifecycle, ObjectState, TenantState
+from entra_gitops.model.frozen import freeze, thaw
+from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
+from entra_gitops.recovery.lockout import BreakGlassAccount, Lockout, lockouts, resolve_accounts
 
 TYPES = frozenset({"user", "group", "conditionalAccessPolicy", "authenticationStrengthPolicy"})
 

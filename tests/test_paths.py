@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from entra_gitops.errors import EntraGitopsError
-from entra_gitops.paths import (
+from entra_gitops.model.errors import EntraGitopsError
+from entra_gitops.state.paths import (
     MAX_ID_LENGTH,
     MAX_NAME_BYTES,
     UnsafeIdError,

@@ -11,9 +11,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from entra_gitops.cli import cli
-from entra_gitops.errors import SchemaError, UnknownTypeError
-from entra_gitops.permissions import (
+from entra_gitops.cli.main import cli
+from entra_gitops.model.errors import SchemaError, UnknownTypeError
+from entra_gitops.model.registry import (
+    Scope,
+    default_registry,
+    load_registry,
+    load_schema_file,
+    parse_schema,
+    schemas_dir,
+)
+from entra_gitops.workflow.permissions import (
     NEVER_GRANT,
     Access,
     Job,
@@ -22,7 +30,6 @@ from entra_gitops.permissions import (
     needs_of,
     permissions_for,
 )
-from entra_gitops.registry import Scope, default_registry, load_registry, load_schema_file, parse_schema, schemas_dir
 
 WRITE_PERMISSIONS = {
     "User.ReadWrite.All",
@@ -222,7 +229,7 @@ def _write(path: Path, raw: dict[str, Any]) -> Path:
         (lambda p: p["needs"][0].update(operations=["manager.list"]), "unknown operation 'manager.list'"),
         (lambda p: p["needs"][0].update(properties=["shoeSize"]), "shoeSize not a property"),
         (lambda p: p["needs"][0].update(when=[]), "when: must be a non-empty object"),
-        (lambda p: p["needs"][0].update(always="yes"), "always: must be true or false"),
+        (lambda p: p["needs"][0].update(always=True), "unknown key(s) always"),
         (lambda p: p["needs"][0].update(anyof=["X"]), "unknown key(s) anyof"),
         (lambda p: p["directoryRoles"][0].update(context="sometimes"), "context: must be one of"),
         (lambda p: p["directoryRoles"][0].update(operations=["list"]), "for writes only"),

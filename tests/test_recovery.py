@@ -26,10 +26,10 @@ import pytest
 from conftest import ENTRA_GITOPS, demo_seed, serve_emulator
 from test_snapshot import KEY_MATERIAL, PASSWORD, SECRET_TEXT, STRAY, secret_seed
 
-from entra_gitops.apply import Journal, JournalEvent
-from entra_gitops.lock import exclusive
-from entra_gitops.normalize import REDACTED
-from entra_gitops.plan import Request, Step, Write, compute_checksum
+from entra_gitops.recovery.apply import Journal, JournalEvent
+from entra_gitops.recovery.plan import Request, Step, Write, compute_checksum
+from entra_gitops.state.lock import exclusive
+from entra_gitops.state.normalize import REDACTED
 
 emulator = contextlib.contextmanager(serve_emulator)
 

@@ -18,14 +18,15 @@ from typing import Any, NoReturn
 import pytest
 from conftest import take_snapshot_of
 
-from entra_gitops import diff, layout
-from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT
 from entra_gitops.emulator import create_emulator
-from entra_gitops.gitstore import StateRepo
-from entra_gitops.registry import default_registry
-from entra_gitops.render import view as views
-from entra_gitops.render.html import SCRIPT, STYLE, render_html
-from entra_gitops.state import TenantState
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT
+from entra_gitops.model.tenant import TenantState
+from entra_gitops.report import diff
+from entra_gitops.report import view as views
+from entra_gitops.report.html import SCRIPT, STYLE, render_html
+from entra_gitops.state import layout
+from entra_gitops.state.gitstore import StateRepo
 
 REGISTRY = default_registry()
 T0 = dt.datetime(2026, 11, 21, 23, 0, tzinfo=dt.UTC)

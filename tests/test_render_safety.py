@@ -13,14 +13,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from entra_gitops.diff import DifferenceReport, difference_report
-from entra_gitops.registry import default_registry, freeze
-from entra_gitops.render.jsonout import render_json
-from entra_gitops.render.markdown import render_markdown
-from entra_gitops.render.text import render_text
-from entra_gitops.render.view import ReportView, build_view, display_names, format_value
-from entra_gitops.state import Lifecycle, ObjectState, TenantState
-from entra_gitops.textsafe import json_safe, printable
+from entra_gitops.model.frozen import freeze
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
+from entra_gitops.model.textsafe import json_safe, printable
+from entra_gitops.report.diff import DifferenceReport, difference_report
+from entra_gitops.report.jsonout import render_json
+from entra_gitops.report.markdown import render_markdown
+from entra_gitops.report.text import render_text
+from entra_gitops.report.view import ReportView, build_view, display_names, format_value
 
 REGISTRY = default_registry()
 REPORT_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "reports" / "difference-report.schema.json"

@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 from conftest import demo_seed, demo_state
 
-from entra_gitops.config import BreakGlassEntry, Protected, SafetySettings
-from entra_gitops.diff import Action, Blocker, ReportScope, difference_report
-from entra_gitops.ids import graph_path
-from entra_gitops.plan import Plan, PlanOptions, SourceKind, build_plan
-from entra_gitops.registry import default_registry, freeze, thaw
-from entra_gitops.safety import Assessment, Context, Guard, assess, resolve_protected
-from entra_gitops.simulate import after_plan
-from entra_gitops.state import Lifecycle, ObjectState, TenantState
-from entra_gitops.steps import Request, Step, StepError, Write, check_step, derive_request
+from entra_gitops.model.frozen import freeze, thaw
+from entra_gitops.model.ids import graph_path
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import BreakGlassEntry, Protected, SafetySettings
+from entra_gitops.model.tenant import Lifecycle, ObjectState, SourceKind, TenantState
+from entra_gitops.recovery.plan import Plan, PlanOptions, build_plan
+from entra_gitops.recovery.safety import Assessment, Context, Guard, assess, resolve_protected
+from entra_gitops.recovery.simulate import after_plan
+from entra_gitops.recovery.steps import Request, Step, StepError, Write, check_step, derive_request
+from entra_gitops.report.diff import Action, Blocker, ReportScope, difference_report
 
 REGISTRY = default_registry()
 SEED = demo_seed()
@@ -463,9 +464,8 @@ def test_a_policy_write_naming_an_object_that_is_gone_is_reported_before_apply(d
 
 
 def test_a_deleted_users_rewritten_sign_in_name_is_not_a_difference() -> None:
-    from entra_gitops.graph.client import GraphStats
-    from entra_gitops.graph.reader import TenantRead
-    from entra_gitops.normalize import normalize_read
+    from entra_gitops.model.reads import GraphStats, TenantRead
+    from entra_gitops.state.normalize import normalize_read
 
     upn = "kari.nordmann@contoso.com"
     raw = {"id": KARI, "displayName": "Kari Nordmann", "userPrincipalName": KARI.replace("-", "") + upn}

@@ -15,17 +15,17 @@ import yaml
 from click.testing import CliRunner
 from conftest import ENTRA_GITOPS, serve_emulator, take_snapshot_of
 
-from entra_gitops import canonical
-from entra_gitops.cli import cli
-from entra_gitops.config import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator, create_emulator
 from entra_gitops.emulator.limits import Faults, parse_faults
 from entra_gitops.emulator.seed import SeedLoader, read_seed
-from entra_gitops.errors import GraphError
-from entra_gitops.gitstore import RepositoryError, StateRepo
-from entra_gitops.paths import object_file_name
-from entra_gitops.registry import default_registry
-from entra_gitops.snapshot import IncompleteReadError, SnapshotOutcome
+from entra_gitops.model import canonical
+from entra_gitops.model.errors import GraphError
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config
+from entra_gitops.state.gitstore import RepositoryError, StateRepo
+from entra_gitops.state.paths import object_file_name
+from entra_gitops.state.snapshot import IncompleteReadError, SnapshotOutcome
 
 REGISTRY = default_registry()
 T0 = dt.datetime(2026, 11, 21, 23, 0, tzinfo=dt.UTC)

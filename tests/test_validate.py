@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import take_snapshot_of
 
-from entra_gitops.cli import cli
+from entra_gitops.cli.main import cli
 from entra_gitops.emulator import create_emulator
-from entra_gitops.gitstore import StateRepo
-from entra_gitops.registry import default_registry
+from entra_gitops.model.registry import default_registry
+from entra_gitops.state.gitstore import StateRepo
 
 REGISTRY = default_registry()
 USER_ID = "6f1d0c1e-0a52-4a4e-9b6c-2d1f3b8a9c01"

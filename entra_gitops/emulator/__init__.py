@@ -1,11 +1,15 @@
-"""A local, in-memory Microsoft Graph v1.0 for the demo, the tests and the benchmarks."""
+"""A local, in-memory Microsoft Graph v1.0 for the demo, the tests and the benchmarks.
+
+It answers over the same HTTP API as Graph and refuses what Graph refuses. It imports only the model (the
+registry, for the types it serves); nothing of the product's stages imports it but the command line.
+"""
 
 from __future__ import annotations
 
 from entra_gitops.emulator.app import Emulator
 from entra_gitops.emulator.limits import Faults, Throttle, parse_faults
 from entra_gitops.emulator.seed import load_tenant
-from entra_gitops.registry import Registry, default_registry
+from entra_gitops.model.registry import Registry, default_registry
 
 __all__ = ["Emulator", "create_emulator"]
 

@@ -33,7 +33,7 @@ from entra_gitops.emulator.protocol import (
 )
 from entra_gitops.emulator.routes import Op, Route, RouteTable
 from entra_gitops.emulator.store import TOP, Tenant
-from entra_gitops.registry import PropertySpec, ResourceType, ThrottleScope
+from entra_gitops.model.registry import PropertySpec, ResourceType, ThrottleScope
 
 API_PREFIX = "/v1.0/"
 MAX_BATCH = 20

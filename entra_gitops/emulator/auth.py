@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from entra_gitops.emulator.protocol import GraphFault
 from entra_gitops.emulator.routes import Op, Route
 from entra_gitops.emulator.store import Tenant
-from entra_gitops.registry import ResourceType
+from entra_gitops.model.registry import ResourceType
 
 if TYPE_CHECKING:
     from entra_gitops.emulator.app import Request

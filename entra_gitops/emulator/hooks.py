@@ -13,8 +13,8 @@ from typing import Any
 from entra_gitops.emulator.graph_ids import assignment_id, grant_id
 from entra_gitops.emulator.protocol import GraphFault, bad_request, not_found
 from entra_gitops.emulator.store import Tenant
-from entra_gitops.references import object_references
-from entra_gitops.registry import ResourceType, ThrottleScope
+from entra_gitops.model.references import object_references
+from entra_gitops.model.registry import ResourceType, ThrottleScope
 
 DEFAULT_ACCESS_ROLE = "00000000-0000-0000-0000-000000000000"
 FORBIDDEN = "Insufficient privileges to complete the operation."

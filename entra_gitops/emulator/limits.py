@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from entra_gitops.emulator.auth import unauthenticated
 from entra_gitops.emulator.protocol import GraphFault, not_found
-from entra_gitops.errors import ConfigError
-from entra_gitops.registry import ThrottleScope
+from entra_gitops.model.errors import ConfigError
+from entra_gitops.model.registry import ThrottleScope
 
 WINDOW_SECONDS = 10.0
 WRITE_WINDOW_SECONDS = 150.0

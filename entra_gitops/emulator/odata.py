@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from entra_gitops.emulator.protocol import GraphFault, bad_request
+from entra_gitops.model.ids import GUID_TEXT
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 999
@@ -47,7 +48,9 @@ def parse_query(params: Mapping[str, str]) -> Query:
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>'(?:[^']|'')*')
-      | (?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})
+      | (?P<guid>"""
+    + GUID_TEXT
+    + r""")
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<punct>[(),:])
       | (?P<name>[A-Za-z_@][A-Za-z0-9_./@]*)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from entra_gitops.model.ids import utc_text
+
 JSON_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 
 
@@ -56,8 +58,7 @@ def method_not_allowed(method: str) -> GraphFault:
 
 def utc_now_text(now: dt.datetime | None = None) -> str:
     """Graph's timestamp form: UTC, seconds, trailing Z."""
-    moment = now or dt.datetime.now(dt.UTC)
-    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return utc_text(now or dt.datetime.now(dt.UTC))
 
 
 def new_request_id() -> str:

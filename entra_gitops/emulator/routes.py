@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from entra_gitops.registry import PropertySpec, Registry, ResourceType
+from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
 
 
 class Op(enum.Enum):

@@ -15,9 +15,9 @@ from ruamel.yaml.error import YAMLError
 from entra_gitops.emulator.protocol import GraphFault
 from entra_gitops.emulator.routes import Op, RouteTable
 from entra_gitops.emulator.store import Tenant
-from entra_gitops.errors import SeedError
-from entra_gitops.references import object_references
-from entra_gitops.registry import Registry, ResourceType
+from entra_gitops.model.errors import SeedError
+from entra_gitops.model.references import object_references
+from entra_gitops.model.registry import Registry, ResourceType
 
 DIRECTORY_DELETED = "directory/deletedItems"
 DEFAULT_TENANT_ID = "00000000-0000-4000-8000-000000000000"
@@ -101,7 +101,7 @@ class SeedLoader:
         return SeedError(f"{self.label}{where}: {key}: {message}")
 
     def load(self) -> Tenant:
-        organization = self.registry.get("organization") if "organization" in self.registry else None
+        organization = next((t for t in self.registry if t.tenant_identity), None)
         orgs = self.data.get(organization.collection) if organization and organization.collection else None
         tenant_id = (
             orgs[0]["id"] if isinstance(orgs, list) and orgs and isinstance(orgs[0], Mapping) else DEFAULT_TENANT_ID

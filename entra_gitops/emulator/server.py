@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 from entra_gitops.emulator.app import Emulator
-from entra_gitops.errors import ConfigError
+from entra_gitops.model.errors import ConfigError
 
 
 def require_loopback(host: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import re
 import secrets
 import time
 import uuid
@@ -13,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from entra_gitops.emulator.protocol import GraphFault, bad_request, not_found, utc_now_text
-from entra_gitops.registry import Registry, ResourceType
+from entra_gitops.model.ids import GUID
+from entra_gitops.model.registry import Registry, ResourceType
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TOP = ""  # parent key of top-level collections
 
 LinkKey = tuple[str, str]  # (type name, link property)

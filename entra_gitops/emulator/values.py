@@ -19,7 +19,8 @@ from typing import Any
 import jsonschema
 
 from entra_gitops.emulator.protocol import bad_request
-from entra_gitops.registry import ResourceType, ThrottleScope, thaw
+from entra_gitops.model.frozen import thaw
+from entra_gitops.model.registry import ResourceType, ThrottleScope
 
 EDM = {"boolean": "Edm.Boolean", "string": "Edm.String", "integer": "Edm.Int32", "number": "Edm.Double"}
 CHECKED = frozenset({"type", "enum", "const"})

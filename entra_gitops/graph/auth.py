@@ -21,7 +21,7 @@ from typing import Any
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
-from entra_gitops.errors import AuthError
+from entra_gitops.model.errors import AuthError
 
 __all__ = [
     "AuthError",

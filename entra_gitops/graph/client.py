@@ -21,10 +21,11 @@ from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOpt
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from entra_gitops.errors import ConfigError, GraphError
 from entra_gitops.graph.auth import AuthSettings, sign_in, sign_in_failure, token_scopes
 from entra_gitops.graph.limiter import DEFAULT_INTERVALS, Limiter, backoff_delay
-from entra_gitops.registry import ThrottleScope
+from entra_gitops.model.errors import ConfigError, GraphError
+from entra_gitops.model.reads import GraphStats
+from entra_gitops.model.registry import ThrottleScope
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 ENV_CA_PACE = "ENTRA_GITOPS_CA_PACE_SECONDS"
@@ -54,16 +55,6 @@ class BatchRequest(NamedTuple):
     body: Any = None
     depends_on: tuple[str, ...] = ()
     headers: Mapping[str, str] | None = None
-
-
-class GraphStats(NamedTuple):
-    """What a run cost: requests sent, Graph's resource units, retries, 429s, bytes."""
-
-    requests: int
-    resource_units: int
-    retries: int
-    throttled: int
-    bytes_read: int
 
 
 @dataclass
@@ -429,3 +420,14 @@ def pacing_from_env() -> dict[ThrottleScope, float]:
     if not 0 <= seconds <= 60:
         raise ConfigError(f"{ENV_CA_PACE}={text!r} is not a number of seconds from 0 to 60", hint="the default is 1")
     return {ThrottleScope.CONDITIONAL_ACCESS: seconds} if seconds else {}
+
+
+def batch_error(answer: GraphResponse, path: str) -> GraphError:
+    """A failed sub-request as the same error a direct request would raise."""
+    error = (answer.json() or {}).get("error", {}) if answer.content else {}
+    return GraphError(
+        f"GET {path} failed in $batch: {answer.status} {error.get('code', '')}: {error.get('message', '')}",
+        status=answer.status,
+        code=error.get("code"),
+        request_id=answer.headers.get("request-id"),
+    )

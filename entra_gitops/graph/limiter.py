@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from entra_gitops.registry import ThrottleScope
+from entra_gitops.model.registry import ThrottleScope
 
 # Conditional Access and named locations allow 1 request/s per tenant and send no Retry-After,
 # so pacing below the limit beats discovering it through 429s.

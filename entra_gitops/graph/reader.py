@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from entra_gitops.errors import GraphError
-from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, GraphResponse, GraphStats, PageTokenExpired
-from entra_gitops.ids import graph_path
-from entra_gitops.registry import PropertySpec, Registry, ResourceType
+from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, PageTokenExpired, batch_error
+from entra_gitops.model.errors import GraphError
+from entra_gitops.model.ids import graph_path
+from entra_gitops.model.reads import TenantRead
+from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
 
 PAGE_SIZE = 999
 
 Progress = Callable[[str, int], None]
 """Called with a type name and how many more of its objects (or links) were read."""
-
-
-@dataclass(frozen=True)
-class TenantRead:
-    """What one read returned, still in Graph's shapes: per type, live objects, deleted objects, links."""
-
-    objects: Mapping[str, tuple[dict[str, Any], ...]]
-    deleted: Mapping[str, tuple[dict[str, Any], ...]]
-    links: Mapping[tuple[str, str], Mapping[str, tuple[str, ...]]]
-    stats: GraphStats
-
-    def count(self, type_name: str) -> int:
-        return len(self.objects.get(type_name, ()))
 
 
 def _fill(template: str, **values: str) -> str:
@@ -151,27 +138,18 @@ class _Reader:
         return {owner: list(ids) for owner, ids in members.items()}
 
 
-async def read_tenant_id(client: GraphClient) -> str:
-    """The id of the tenant Graph answers for: its one organization object."""
-    organizations = await client.list_all("organization", {"$select": "id"})
-    ids = [o.get("id") for o in organizations if isinstance(o.get("id"), str)]
+async def read_tenant_id(client: GraphClient, registry: Registry) -> str:
+    """The id of the tenant Graph answers for: the one object of the tenant identity type (organization)."""
+    identity = registry.tenant_identity()
+    objects = await client.list_all(identity.read_path, {"$select": "id"})
+    ids = [o.get("id") for o in objects if isinstance(o.get("id"), str)]
     if len(ids) != 1:
+        read = next((n for n in identity.permissions if n.always), None)
         raise GraphError(
-            f"cannot tell which tenant Graph at {client.base_url} is: organization returned {len(ids)} objects",
-            hint="the app needs Organization.Read.All or Directory.Read.All",
+            f"cannot tell which tenant Graph at {client.base_url} is: {identity.read_path} returned {len(ids)} objects",
+            hint=f"the app needs {' or '.join(read.any_of[:2])}" if read else None,
         )
     return ids[0]
-
-
-def batch_error(answer: GraphResponse, path: str) -> GraphError:
-    """A failed sub-request as the same error a direct request would raise."""
-    error = (answer.json() or {}).get("error", {}) if answer.content else {}
-    return GraphError(
-        f"GET {path} failed in $batch: {answer.status} {error.get('code', '')}: {error.get('message', '')}",
-        status=answer.status,
-        code=error.get("code"),
-        request_id=answer.headers.get("request-id"),
-    )
 
 
 async def read_tenant(

@@ -1,0 +1,343 @@
+"""Commands for running entra-gitops from a state repository's workflows: init, permissions, drift.
+
+`init` scaffolds a state repository from the templates shipped in entra_gitops/templates/: the
+settings file, the GitHub Actions workflows (snapshot, plan, apply), the pre-commit hook, a runbook
+and a .gitignore. `permissions` prints the least-privilege Graph application permissions of each
+identity. `drift` is the snapshot workflow's difference report against the reviewed baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import click
+import git
+
+from entra_gitops import __version__
+from entra_gitops.cli.options import repo_option
+from entra_gitops.model.errors import ConfigError, ExitCode
+from entra_gitops.model.ids import GUID
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import CONFIG_FILE, load_config
+from entra_gitops.report.diff import ReportScope, difference_report
+from entra_gitops.report.jsonout import render_json
+from entra_gitops.report.markdown import GITHUB_COMMENT_LIMIT, render_markdown
+from entra_gitops.report.text import render_text
+from entra_gitops.report.view import build_view, display_names
+from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.sources import backup_state, resolve_reference, state_at
+from entra_gitops.workflow.permissions import NEVER_GRANT, Job, directory_roles_for, markdown_table, permissions_for
+
+_TOKEN = re.compile(r"@([A-Z][A-Z_]*)@")
+APPLY_ENVIRONMENT = "entra-gitops-apply"
+
+# Files of a new state repository -> their template under entra_gitops/templates/.
+TEMPLATES: Mapping[str, str] = {
+    CONFIG_FILE: "entra-gitops.yaml",
+    ".github/workflows/entra-gitops-snapshot.yml": "workflows/entra-gitops-snapshot.yml",
+    ".github/workflows/entra-gitops-plan.yml": "workflows/entra-gitops-plan.yml",
+    ".github/workflows/entra-gitops-apply.yml": "workflows/entra-gitops-apply.yml",
+    ".pre-commit-config.yaml": "pre-commit-config.yaml",
+    "README.md": "README.md",
+    ".gitignore": "gitignore",
+}
+
+
+def _template(name: str) -> str:
+    return (resources.files("entra_gitops") / "templates" / name).read_text(encoding="utf-8")
+
+
+def _fill(text: str, values: Mapping[str, str], name: str) -> str:
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise KeyError(f"template {name} uses @{key}@, which init does not fill")
+        return values[key]
+
+    return _TOKEN.sub(value, text)
+
+
+def never_grant_markdown() -> str:
+    return "\n".join(f"**Never grant `{p}`** to either identity: {why}." for p, why in NEVER_GRANT.items())
+
+
+def scaffold_files(
+    tenant_id: str, client_id: str | None, apply_client_id: str | None, default_branch: str, package: str | None = None
+) -> dict[str, str]:
+    """The files of a new state repository, by path, rendered from the package's templates."""
+    types = tuple(default_registry())
+    values = {
+        "TENANT_ID": tenant_id,
+        "CLIENT_ID": client_id or "<read-app-client-id>",
+        "APPLY_CLIENT_ID": apply_client_id or "<apply-app-client-id>",
+        "DEFAULT_BRANCH": default_branch,
+        "VERSION": __version__,
+        "PACKAGE": package or f"entra-gitops=={__version__}",
+        "SNAPSHOT_PERMISSIONS": markdown_table(types, Job.SNAPSHOT),
+        "APPLY_PERMISSIONS": markdown_table(types, Job.APPLY),
+        "NEVER_GRANT": never_grant_markdown(),
+    }
+    return {path: _fill(_template(name), values, name) for path, name in TEMPLATES.items()}
+
+
+def _guid(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    if not GUID.match(value.strip()):
+        raise ConfigError(
+            f"{option} must be a GUID like 8d3b6f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b, not {value!r}",
+            hint="the Entra admin center shows it on the tenant's (or the app registration's) overview page",
+        )
+    return value.strip().lower()
+
+
+def _branch(name: str) -> str:
+    try:
+        git.Git().check_ref_format("--branch", name)
+    except git.GitCommandError:
+        raise ConfigError(f"--default-branch {name!r} is not a valid git branch name") from None
+    return name
+
+
+@click.command("init")
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--tenant-id", required=True, help="The tenant's directory (tenant) id, a GUID.")
+@click.option("--client-id", default=None, help="Application (client) id of the read identity (snapshot, plan).")
+@click.option("--apply-client-id", default=None, help="Application (client) id of the write identity (apply).")
+@click.option(
+    "--default-branch", default="main", show_default=True, help="The reviewed baseline branch (and git init's branch)."
+)
+@click.option(
+    "--package",
+    default=None,
+    metavar="REQUIREMENT",
+    help="What the workflows pip-install (default: this version of entra-gitops); a git URL such as "
+    "'entra-gitops @ git+https://github.com/ORG/entra-gitops@v0.1.0' works too.",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that exist already.")
+def init_command(
+    directory: Path,
+    tenant_id: str,
+    client_id: str | None,
+    apply_client_id: str | None,
+    default_branch: str,
+    package: str | None,
+    force: bool,
+) -> None:
+    """Scaffold a state repository in DIRECTORY (default: here) for GitHub Actions.
+
+    Writes entra-gitops.yaml (settings, commented), three workflows (daily snapshot with a drift
+    pull request, recovery plan, reviewed apply), a pre-commit hook running entra-gitops validate,
+    a README.md runbook (app registrations, federated credentials, the Graph permissions each job
+    needs and why, drift review, recovery) and a .gitignore. Files that exist are never
+    overwritten without --force. A directory that is not a git repository is initialised.
+
+    \b
+    Example:
+      entra-gitops init tenant-state-repo --tenant-id 8d3b6f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b
+    """
+    tenant = _guid(tenant_id, "--tenant-id")
+    assert tenant is not None
+    if package is not None and ('"' in package or "\n" in package):
+        raise ConfigError(f"--package {package!r}: a pip requirement has no quotes or line breaks")
+    files = scaffold_files(
+        tenant,
+        _guid(client_id, "--client-id"),
+        _guid(apply_client_id, "--apply-client-id"),
+        _branch(default_branch),
+        package,
+    )
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is not a directory")
+    blocked = [path for path in files if (directory / path).is_dir()]
+    if blocked:
+        raise ConfigError(f"{directory}: cannot write over the folder(s) {', '.join(blocked)}")
+    existing = [path for path in files if (directory / path).exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{directory}: {len(existing)} file(s) exist already, nothing was written: {', '.join(existing)}",
+            hint="--force overwrites them",
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        repo = git.Repo(directory)
+        created_repo = False
+    except git.InvalidGitRepositoryError:
+        repo = git.Repo.init(directory, initial_branch=default_branch)
+        created_repo = True
+    for path, text in files.items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text.encode("utf-8"))
+    load_config(directory)  # what was written must load; a template bug is caught here, not in a workflow
+
+    where = "a new git repository" if created_repo else "the git repository"
+    click.echo(f"Scaffolded an entra-gitops state repository for tenant {tenant} in {where} {directory}:")
+    for path in files:
+        click.echo(f"  {'overwrote' if path in existing else 'wrote'} {path}")
+    if not created_repo:
+        try:
+            branch = repo.active_branch.name
+        except TypeError:
+            branch = None
+        if branch and branch != default_branch:
+            click.echo(f"Note: the workflows treat {default_branch!r} as the baseline; this clone is on {branch!r}.")
+    click.echo("")
+    click.echo("Next steps (README.md explains each one):")
+    steps = [
+        f"cd {directory} && git add -A && git commit -m 'Start the entra-gitops state repository'",
+        "push it to a private GitHub repository: gh repo create OWNER/REPO --private --source . --push",
+        "create the read and the write app registrations, their federated credentials and their Graph "
+        "application permissions (README.md, Setting up; entra-gitops permissions lists them)",
+        "gh variable set ENTRA_GITOPS_TENANT_ID, ENTRA_GITOPS_CLIENT_ID and ENTRA_GITOPS_APPLY_CLIENT_ID",
+        f"create the environment {APPLY_ENVIRONMENT} with required reviewers, and allow GitHub Actions to create "
+        "pull requests",
+        "gh workflow run entra-gitops-snapshot.yml, then review and merge the first drift pull request",
+    ]
+    for number, step in enumerate(steps, start=1):
+        click.echo(f"  {number}. {step}")
+    if not client_id or not apply_client_id:
+        click.echo("README.md shows placeholders for the client ids not given (--client-id, --apply-client-id).")
+
+
+@click.command("permissions")
+@click.option(
+    "--for",
+    "job_name",
+    type=click.Choice([j.value for j in Job]),
+    default=None,
+    help="Only this job's identity. Default: both.",
+)
+@repo_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def permissions_command(job_name: str | None, repo: Path, output_format: str) -> None:
+    """The least-privilege Microsoft Graph application permissions the configured scope needs.
+
+    snapshot: the read identity of the snapshot, diff and plan jobs (read permissions only).
+    apply: the write identity of the apply job (it re-reads every target, then writes).
+    Each permission is listed with the reasons it is needed, per resource type, and then the writes
+    Graph allows only to a caller that also holds a directory role.
+    """
+    load_config(repo)  # the scope lives in the repository's settings; a broken file is an error here too
+    types = tuple(default_registry())
+    jobs = [Job(job_name)] if job_name else list(Job)
+    if output_format == "json":
+        document = {
+            "scope": [t.name for t in types],
+            "jobs": {
+                job.value: [{"permission": p, "reasons": list(r)} for p, r in permissions_for(types, job)]
+                for job in jobs
+            },
+            "neverGrant": [{"permission": p, "reason": why} for p, why in NEVER_GRANT.items()],
+            "directoryRoles": [
+                {
+                    "type": w.type_name,
+                    "operations": list(w.requirement.operations),
+                    "properties": list(w.requirement.properties),
+                    "target": w.requirement.target,
+                    "roles": list(w.requirement.roles),
+                    "context": w.requirement.context,
+                    "reason": w.requirement.reason,
+                }
+                for job in jobs
+                for w in directory_roles_for(types, job)
+            ],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    for job in jobs:
+        granted = permissions_for(types, job)
+        click.echo(
+            f"{job.value}: {len(granted)} Microsoft Graph application permission(s) for {job.description}, "
+            f"scope: all {len(types)} resource types"
+        )
+        for permission, reasons in granted:
+            click.echo(f"  {permission}")
+            for reason in reasons:
+                click.echo(f"      {reason}")
+        click.echo("")
+        roles = directory_roles_for(types, job)
+        if roles:
+            click.echo(
+                f"{job.value}: writes Graph also puts behind a directory role (the permissions above are not enough):"
+            )
+            for write in roles:
+                click.echo(f"  {write.summary}")
+            click.echo("")
+    for permission, why in NEVER_GRANT.items():
+        click.echo(f"Never grant {permission}: {why}.")
+
+
+@click.command("drift")
+@repo_option
+@click.option("--baseline", required=True, help="The reviewed baseline: a branch, tag or commit (origin/main).")
+@click.option(
+    "--backup", "backup_id", default="latest", show_default=True, help="The backup that shows the tenant now."
+)
+@click.option("--type", "type_names", multiple=True, metavar="TYPE", help="Only this resource type (repeatable).")
+@click.option(
+    "--format", "output_format", type=click.Choice(("text", "markdown", "json")), default="text", show_default=True
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(1000, GITHUB_COMMENT_LIMIT),
+    default=GITHUB_COMMENT_LIMIT,
+    show_default=True,
+    help="Longest markdown to write (room for text around it in a pull request).",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout."
+)
+@click.pass_context
+def drift_command(
+    ctx: click.Context,
+    repo: Path,
+    baseline: str,
+    backup_id: str,
+    type_names: tuple[str, ...],
+    output_format: str,
+    max_chars: int,
+    output: Path | None,
+) -> None:
+    """What changed in the tenant since the reviewed baseline: the baseline against a backup, offline.
+
+    The baseline's tenant-state/ is the "before" side and the backup (default: the newest) the
+    "after" side, so every change reads as something done to the tenant since the baseline was
+    reviewed, with the recovery action that would undo it. The snapshot workflow puts this report
+    in the drift pull request. Exit code 0: no drift; 2: drift; 1: error.
+    """
+    registry = default_registry()
+    registry.select(list(type_names))
+    store = StateRepo.open(repo)
+    backup = store.resolve_backup(backup_id)
+    label, commit, types = resolve_reference(store, baseline)
+    before = state_at(store, registry, commit, types)
+    after = backup_state(store, registry, backup)
+    report = difference_report(
+        registry,
+        before,
+        after,
+        backup_name=label,
+        against_name=backup.name,
+        scope=ReportScope(tuple(type_names), ()),
+    )
+    view = build_view(report, display_names(before, after))
+    if output_format == "markdown":
+        text = render_markdown(view, limit=max_chars)
+    elif output_format == "json":
+        text = render_json(view)
+    else:
+        text = render_text(view, colour=output is None and sys.stdout.isatty())
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {output}.", err=True)
+    if not report.empty:
+        ctx.exit(ExitCode.CHANGES)

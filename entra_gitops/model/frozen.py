@@ -1,0 +1,27 @@
+"""Read-only deep copies of parsed JSON and back: how every value of a state stays immutable (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+
+def freeze(value: Any) -> Any:
+    """A read-only deep copy of parsed JSON: mappings become proxies, lists become tuples."""
+    # Exact type checks first: this runs over every value of every object in a snapshot.
+    kind = type(value)
+    if kind is dict or kind is MappingProxyType or (kind is not str and isinstance(value, Mapping)):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if kind is list or kind is tuple:
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Frozen values back to plain dicts and lists (for JSON and request bodies): freeze's inverse."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value

@@ -1,0 +1,30 @@
+"""What one read of Graph returned, before normalizing: raw objects per type, and what the requests cost."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class GraphStats(NamedTuple):
+    """What a run cost: requests sent, Graph's resource units, retries, 429s, bytes."""
+
+    requests: int
+    resource_units: int
+    retries: int
+    throttled: int
+    bytes_read: int
+
+
+@dataclass(frozen=True)
+class TenantRead:
+    """What one read returned, still in Graph's shapes: per type, live objects, deleted objects, links."""
+
+    objects: Mapping[str, tuple[dict[str, Any], ...]]
+    deleted: Mapping[str, tuple[dict[str, Any], ...]]
+    links: Mapping[tuple[str, str], Mapping[str, tuple[str, ...]]]
+    stats: GraphStats
+
+    def count(self, type_name: str) -> int:
+        return len(self.objects.get(type_name, ()))

@@ -1,0 +1,344 @@
+"""The lockout guard: would Conditional Access, as a state has it, lock a break-glass account out (pure)."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from entra_gitops.model.ids import fold_id
+from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
+
+POLICY = "conditionalAccessPolicy"
+GROUP = "group"
+USER = "user"
+STRENGTH = "authenticationStrengthPolicy"
+
+ALL = "all"  # includeUsers and includeApplications literals, compared casefolded
+GUESTS = "GuestsOrExternalUsers"
+# Client app types that are only legacy authentication. Anything else (all, browser, mobileAppsAndDesktopClients,
+# and values Graph may add later) is taken to reach modern sign-in: fail closed.
+LEGACY_CLIENTS = frozenset({"exchangeActiveSync", "easSupported", "other"})
+BLOCK = "block"
+ACCOUNT_ITSELF = "the account itself"
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class AccountProblem(enum.Enum):
+    """Why an account is locked out by its own state rather than by a policy."""
+
+    DISABLED = "account disabled"
+    DELETED = "account deleted"
+
+
+@dataclass(frozen=True)
+class BreakGlassAccount:
+    """A break-glass account as the guard knows it: its user id, how people name it, and what it can satisfy."""
+
+    id: str
+    label: str
+    satisfies: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """One enabled policy that would block, or demand what it cannot give, a break-glass account for every cloud app."""
+
+    policy_id: str
+    policy_name: str | None
+    account_id: str
+    account_label: str
+    through: str
+    control: str
+
+    def describe(self) -> str:
+        """One sentence for people: which policy, which account, what it demands and how it reaches the account."""
+        account = f"break-glass account {self.account_label} ({self.account_id})"
+        if not self.policy_id:
+            return f"{account} would be locked out of every cloud app: {self.control}, whatever Conditional Access says"
+        policy = f"Conditional Access policy {self.policy_name!r} ({self.policy_id})"
+        if not self.policy_name:
+            policy = f"Conditional Access policy {self.policy_id}"
+        if self.control == BLOCK:
+            demand = f"would block {account} for all cloud apps"
+        else:
+            demand = f"would require {self.control} of {account} for all cloud apps, which it cannot satisfy"
+        return f"{policy} {demand}: {self._reach()} and the account is not excluded"
+
+    def _reach(self) -> str:
+        """How the policy reaches the account, as the middle of a sentence."""
+        if self.through == "all users":
+            return "it applies to all users"
+        if self.through == "directly":
+            return "it names the account directly"
+        return f"it applies to the account {self.through}"
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """A break-glass account with what the state says of it: whether it is a guest (None: the state cannot tell)."""
+
+    account: BreakGlassAccount
+    guest: bool | None
+
+
+@dataclass(frozen=True)
+class _Directory:
+    """What the guard reads from a state besides the policies: active groups' members, group and strength names."""
+
+    members: Mapping[str, tuple[str, ...]]
+    group_names: Mapping[str, str | None]
+    strength_names: Mapping[str, str | None]
+
+
+def lockouts(state: TenantState, accounts: tuple[BreakGlassAccount, ...]) -> tuple[Lockout, ...]:
+    """Every (policy, account) pair where an enabled policy would lock the account out of all cloud apps, sorted."""
+    directory = _directory(state)
+    users = {fold_id(o.id): o for o in state.of_type(USER)}
+    policies = sorted(
+        (o for o in state.of_type(POLICY) if o.lifecycle is Lifecycle.ACTIVE), key=lambda o: fold_id(o.id)
+    )
+    found: dict[tuple[str, str], Lockout] = {}
+    for account in accounts:
+        user = users.get(fold_id(account.id))
+        own = _account_lockout(account, user)
+        if own is not None:
+            found.setdefault((own.account_id, own.policy_id), own)
+        subject = _Subject(account, _is_guest(user))
+        for policy in policies:
+            lock = _judge(policy, subject, directory)
+            # An account named twice (by id and by UPN, say) is locked out when either naming of it is.
+            if lock is not None:
+                found.setdefault((lock.account_id, lock.policy_id), lock)
+    return tuple(found[key] for key in sorted(found))
+
+
+def resolve_accounts(
+    entries: Iterable[tuple[str, frozenset[str]]], *states: TenantState
+) -> tuple[tuple[BreakGlassAccount, ...], tuple[str, ...]]:
+    """Break-glass entries (an object id or a UPN, with what each satisfies) as accounts found in `states` (first match wins, ids compared case-insensitively, UPNs case-insensitively), and the entries that match no user."""
+    indexes = tuple(_user_index(state) for state in states)
+    accounts: dict[BreakGlassAccount, None] = {}
+    unresolved: dict[str, None] = {}
+    for entry, satisfies in entries:
+        user = next((index[entry.casefold()] for index in indexes if entry.casefold() in index), None)
+        if user is None:
+            unresolved[entry] = None
+        else:
+            accounts[BreakGlassAccount(fold_id(user.id), _label(user), frozenset(satisfies))] = None
+    return tuple(accounts), tuple(unresolved)
+
+
+# -- accounts -----------------------------------------------------------------------------------------------------
+
+
+def _user_index(state: TenantState) -> Mapping[str, ObjectState]:
+    """Users by casefolded id and UPN, active users first so a live account wins over a deleted namesake."""
+    index: dict[str, ObjectState] = {}
+    users = sorted(state.of_type(USER), key=lambda o: (o.lifecycle is not Lifecycle.ACTIVE, fold_id(o.id)))
+    for user in users:
+        index.setdefault(user.id.casefold(), user)
+        upn = _upn(user)
+        if upn:
+            index.setdefault(upn.casefold(), user)
+    return index
+
+
+def _upn(user: ObjectState) -> str | None:
+    """The user's principal name, without the id Graph prefixes to it while the user is soft-deleted."""
+    upn = user.display("userPrincipalName")
+    prefix = user.id.replace("-", "").casefold()
+    # Graph renames a soft-deleted user's UPN to <id without hyphens><UPN>, so the configured name still finds it.
+    if upn and user.lifecycle is Lifecycle.SOFT_DELETED and upn.casefold().startswith(prefix) and "@" in upn:
+        return upn[len(prefix) :]
+    return upn
+
+
+def _label(user: ObjectState) -> str:
+    """How messages name the account: its UPN, else its display name, else its id."""
+    return _upn(user) or user.display("displayName") or user.id
+
+
+def _is_guest(user: ObjectState | None) -> bool | None:
+    """Whether the user is a guest; None when the state has no user or no userType to tell."""
+    user_type = user.data.get("userType") if user is not None else None
+    return None if not isinstance(user_type, str) else user_type.casefold() == "guest"
+
+
+def _account_lockout(account: BreakGlassAccount, user: ObjectState | None) -> Lockout | None:
+    """A lockout by the account's own state: absent, soft-deleted or disabled, no policy needed."""
+    if user is None or user.lifecycle is not Lifecycle.ACTIVE:
+        problem = AccountProblem.DELETED
+    elif user.data.get("accountEnabled") is False:
+        problem = AccountProblem.DISABLED
+    else:
+        return None
+    return Lockout("", None, account.id, account.label, ACCOUNT_ITSELF, problem.value)
+
+
+# -- groups -------------------------------------------------------------------------------------------------------
+
+
+def _directory(state: TenantState) -> _Directory:
+    """Active groups with their members, and names for messages; soft-deleted groups apply to nobody."""
+    groups = [o for o in state.of_type(GROUP) if o.lifecycle is Lifecycle.ACTIVE]
+    members = {
+        fold_id(g.id): tuple(fold_id(m) for m in g.data.get("members") or () if isinstance(m, str)) for g in groups
+    }
+    return _Directory(
+        MappingProxyType(members),
+        MappingProxyType({fold_id(g.id): g.display("displayName") for g in groups}),
+        MappingProxyType({fold_id(s.id): s.display("displayName") for s in state.of_type(STRENGTH)}),
+    )
+
+
+def _chain(directory: _Directory, start: str, target: str) -> tuple[str, ...] | None:
+    """The shortest chain of active groups from `start` to one that has `target` as a member, or None."""
+    if start not in directory.members:
+        return None
+    queue = deque([(start,)])
+    seen = {start}
+    while queue:
+        chain = queue.popleft()
+        members = directory.members[chain[-1]]
+        if target in members:
+            return chain
+        for member in members:
+            # `seen` is what ends a cycle of nested groups (A in B in A).
+            if member in directory.members and member not in seen:
+                seen.add(member)
+                queue.append((*chain, member))
+    return None
+
+
+def _group_words(directory: _Directory, group_id: str) -> str:
+    """A group as messages name it: 'name' (id), or the id alone."""
+    name = directory.group_names.get(group_id)
+    return f"group {name!r} ({group_id})" if name else f"group {group_id}"
+
+
+# -- policies -----------------------------------------------------------------------------------------------------
+
+
+def _judge(policy: ObjectState, subject: _Subject, directory: _Directory) -> Lockout | None:
+    """The lockout `policy` causes `subject`, or None when it does not lock the account out of every app."""
+    if not (_enforced(policy) and _all_apps(policy) and _reaches_modern_clients(policy)):
+        return None
+    users = _section(_section(policy.data, "conditions"), "users")
+    if _excluded(users, subject, directory):
+        return None
+    through = _through(users, subject, directory)
+    if through is None:
+        return None
+    control = _unmet(_section(policy.data, "grantControls"), subject.account.satisfies, directory)
+    if control is None:
+        return None
+    account = subject.account
+    return Lockout(policy.id, policy.display("displayName"), account.id, account.label, through, control)
+
+
+def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested mapping of canonical data; canonical form leaves empty ones out, so missing is empty."""
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+def _strings(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A list of strings of canonical data, () when left out."""
+    return tuple(v for v in data.get(key) or () if isinstance(v, str))
+
+
+def _enforced(policy: ObjectState) -> bool:
+    """Rule 1: only enabled policies enforce; report-only and disabled ones never block anyone."""
+    return policy.data.get("state") == "enabled"
+
+
+def _all_apps(policy: ObjectState) -> bool:
+    """Rule 2: the policy covers all cloud apps; excluded apps do not save the account (the portals may still block)."""
+    applications = _section(_section(policy.data, "conditions"), "applications")
+    return any(app.casefold() == ALL for app in _strings(applications, "includeApplications"))
+
+
+def _reaches_modern_clients(policy: ObjectState) -> bool:
+    """Rule 3: a policy on legacy client types only leaves modern sign-in open; no other condition saves the account."""
+    # Locations, platforms, risk and device filters are ignored on purpose: a break-glass account may have to
+    # sign in from anywhere, on anything, at any risk, so they are taken to match (fail closed).
+    client_types = _strings(_section(policy.data, "conditions"), "clientAppTypes")
+    return not client_types or not set(client_types) <= LEGACY_CLIENTS
+
+
+def _excluded(users: Mapping[str, Any], subject: _Subject, directory: _Directory) -> bool:
+    """Rule 5: excluded by id, as a guest, or through an active group; excluded roles are not trusted."""
+    account_id = fold_id(subject.account.id)
+    excluded = _strings(users, "excludeUsers")
+    if account_id in {fold_id(u) for u in excluded}:
+        return True
+    # Only a known guest is excluded as one: an account the state cannot tell about stays in (fail closed).
+    if subject.guest is True and (GUESTS in excluded or users.get("excludeGuestsOrExternalUsers")):
+        return True
+    # A group missing from the state (not read, or gone) excludes nobody (rule 6); excludeRoles are not read at
+    # all, so whether the account holds one is unknown and it is not taken as excluded.
+    return any(_chain(directory, fold_id(g), account_id) for g in sorted(_strings(users, "excludeGroups")))
+
+
+def _through(users: Mapping[str, Any], subject: _Subject, directory: _Directory) -> str | None:
+    """Rule 4: how the policy includes the account, the surest way first; None when it does not."""
+    account_id = fold_id(subject.account.id)
+    # "None" adds nobody but takes nobody away: groups or roles beside it still include (fail closed).
+    included = _strings(users, "includeUsers")
+    if any(u.casefold() == ALL for u in included):
+        return "all users"
+    if account_id in {fold_id(u) for u in included}:
+        return "directly"
+    # An account whose user type the state cannot tell is taken to be a guest when guests are included.
+    if subject.guest is not False and (
+        any(u.casefold() == GUESTS.casefold() for u in included) or users.get("includeGuestsOrExternalUsers")
+    ):
+        return "as a guest or external user" + ("" if subject.guest else " (its user type is unknown: assumed one)")
+    for group_id in sorted(fold_id(g) for g in _strings(users, "includeGroups")):
+        # A group missing from the state (not read, or gone) includes nobody (rule 6).
+        chain = _chain(directory, group_id, account_id)
+        if chain:
+            return "through " + ", via ".join(_group_words(directory, g) for g in chain)
+    roles = sorted(fold_id(r) for r in _strings(users, "includeRoles"))
+    if roles:
+        # Directory role assignments are not read, so the account is assumed to hold every included role.
+        more = f"one of {len(roles)}; " if len(roles) > 1 else ""
+        return f"through directory role {roles[0]} ({more}roles are not read: assumed held)"
+    return None
+
+
+def _unmet(grant: Mapping[str, Any], satisfies: frozenset[str], directory: _Directory) -> str | None:
+    """Rule 7: what the grant controls demand that the account cannot give, or None when it gets in."""
+    builtins = _strings(grant, "builtInControls")
+    if BLOCK in builtins:
+        return BLOCK
+    # Each requirement as (what `satisfies` names to meet it, how messages name it).
+    requirements = [(name, name) for name in builtins]
+    strength_id = _section(grant, "authenticationStrength").get("id")
+    if isinstance(strength_id, str):
+        requirements.append((strength_id, _strength_words(grant, strength_id, directory)))
+    requirements += [(t, f"terms of use {t}") for t in _strings(grant, "termsOfUse")]
+    requirements += [(f, f"custom authentication factor {f}") for f in _strings(grant, "customAuthenticationFactors")]
+    if not requirements:
+        return None  # session controls only: nothing to meet
+    met = {s.casefold() for s in satisfies}
+    unmet = [words for key, words in requirements if key.casefold() not in met]
+    operator = grant.get("operator")
+    if operator is None or (isinstance(operator, str) and operator.upper() == "OR"):
+        return " or ".join(unmet) if len(unmet) == len(requirements) else None
+    # "AND", and any operator the guard does not know, demands every requirement (fail closed).
+    return " and ".join(unmet) if unmet else None
+
+
+def _strength_words(grant: Mapping[str, Any], strength_id: str, directory: _Directory) -> str:
+    """An authentication strength as messages name it: by its display name when the policy or the state has one."""
+    # Canonical policies keep only the strength's id; its name lives on the authenticationStrengthPolicy object.
+    name = _section(grant, "authenticationStrength").get("displayName") or directory.strength_names.get(
+        fold_id(strength_id)
+    )
+    return f"authentication strength {name!r}" if isinstance(name, str) else f"authentication strength {strength_id}"

@@ -1,0 +1,141 @@
+"""Renderings of a recovery plan: a Terraform-like text for terminals, markdown for pull requests.
+
+Every string that comes from the tenant or the plan file passes `printable` (text) or `markdown_text`
+(markdown), so no object name can act on a reviewer's terminal or break out of a table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from entra_gitops.model.tenant import SourceKind
+from entra_gitops.model.textsafe import printable
+from entra_gitops.recovery.plan import Plan
+from entra_gitops.recovery.safety import NOTHING_FOUND, Assessment
+from entra_gitops.recovery.steps import LINK_STEPS, Step, Write
+from entra_gitops.report.markdown import markdown_text
+from entra_gitops.report.view import format_value
+
+STEP_WORDS = {
+    Step.RESTORE: ("<", "restore"),
+    Step.CREATE: ("+", "re-create"),
+    Step.UPDATE: ("~", "update"),
+    Step.ACTION: ("~", "update"),
+    Step.ADD_LINK: ("+", "add link"),
+    Step.REMOVE_LINK: ("-", "remove link"),
+    Step.SOFT_DELETE: ("-", "soft-delete"),
+    Step.DELETE: ("!", "DELETE"),
+}
+
+
+def _label(write: Write) -> str:
+    name = f" '{write.display}'" if write.display else ""
+    return printable(f"{write.type_name}{name} ({write.object_id})")
+
+
+def _target(plan: Plan) -> str:
+    return printable(f"the files of {plan.backup}" if plan.kind is SourceKind.DESIRED else plan.backup)
+
+
+def plan_summary(plan: Plan) -> str:
+    """One line: how many writes of which kind."""
+    if plan.empty:
+        return f"No changes: the tenant already matches {_target(plan)} within the scope."
+    counted = Counter(STEP_WORDS[w.step][1] for w in plan.writes)
+    parts = ", ".join(f"{n} {word}" for word, n in counted.items())
+    return f"Plan: {len(plan.writes)} write(s) to bring the tenant to {_target(plan)}: {parts}."
+
+
+def _change_lines(write: Write) -> list[str]:
+    if write.step in LINK_STEPS:
+        verb = "add" if write.step is Step.ADD_LINK else "remove"
+        return [printable(f"~ {write.link}: {verb} {write.target}")]
+    return [
+        printable(f"~ {name}{f'[{write.item}]' if write.item else ''}: {format_value(now)} -> {format_value(after)}")
+        for name, now, after in write.changes
+    ]
+
+
+def _options(plan: Plan) -> list[str]:
+    lines = []
+    if plan.options.allow_delete:
+        lines.append("made with --allow-delete: objects without soft delete are deleted permanently")
+    if plan.options.allow_empty:
+        lines.append(f"made with --allow-empty {' '.join(plan.options.allow_empty)}: those types are to be emptied")
+    if plan.protected:
+        lines.append(f"protected: {len(plan.protected)} object(s), as ids: " + ", ".join(
+            printable(f"{p.type_name} '{p.label}' ({p.object_id})") for p in plan.protected
+        ))  # fmt: skip
+    if plan.break_glass:
+        lines.append(f"break-glass accounts checked by the lockout guard: {', '.join(plan.break_glass)}")
+    return lines
+
+
+def render_plan_text(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> str:
+    """The plan for a terminal: each write with its request and changes, then what is not written and why."""
+    lines = [
+        f"Recovery plan to {_target(plan)} (commit {plan.backup_commit[:10]}), scope: {printable(plan.scope.describe())}",
+        *(f"  {line}" for line in _options(plan)),
+        "",
+    ]
+    for number, write in enumerate(plan.writes, start=1):
+        symbol, word = STEP_WORDS[write.step]
+        warning = "   (permanent: cannot be undone)" if write.irreversible else ""
+        lines.append(f"{number:>4}. {symbol} {word:<11} {_label(write)}{warning}")
+        lines.append(f"        {write.method} {printable(write.path)}")
+        lines.extend(f"        {line}" for line in _change_lines(write))
+    if plan.skipped:
+        lines += ["", "Not written by this plan:"]
+        lines += [printable(f"   ! {s.type_name} {s.display or ''} ({s.object_id}): {s.reason}") for s in plan.skipped]
+    if assessment.warnings:
+        lines += ["", "Warnings:"]
+        lines += [f"   ! {printable(w)}" for w in assessment.warnings]
+    if assessment.refusals:
+        lines += ["", "Unsafe (refused, exit 3; the flag in brackets takes it anyway):"]
+        lines += [f"   x {printable(r.message)}  [{r.override}]" for r in assessment.refusals]
+    lines += ["", plan_summary(plan)]
+    if plan.checksum:
+        lines.append(f"Checksum {plan.checksum}")
+    return "\n".join(lines) + "\n"
+
+
+def render_plan_markdown(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> str:
+    """The plan for a pull request or job summary: a table of writes, then skipped, warnings and refusals."""
+    lines = [
+        "## entra-gitops recovery plan",
+        "",
+        f"To **{markdown_text(plan.backup)}** (commit `{plan.backup_commit[:10]}`) · scope: {markdown_text(plan.scope.describe())}",
+        "",
+        markdown_text(plan_summary(plan)),
+        "",
+    ]
+    lines += [f"- {markdown_text(line)}" for line in _options(plan)]
+    if plan.writes:
+        lines += ["", "| # | write | object | request | changes |", "|---|---|---|---|---|"]
+        for number, write in enumerate(plan.writes, start=1):
+            symbol, word = STEP_WORDS[write.step]
+            word = f"**{word}** (permanent)" if write.irreversible else word
+            changes = "<br>".join(markdown_text(line.removeprefix("~ "))[:300] for line in _change_lines(write))
+            lines.append(
+                f"| {number} | `{symbol}` {word} | {markdown_text(_label(write))} | {markdown_text(f'{write.method} {write.path}')} "
+                f"| {changes} |"
+            )
+        lines.append("")
+    if plan.skipped:
+        lines += ["**Not written by this plan**", ""]
+        lines += [
+            f"- {markdown_text(s.type_name)} {markdown_text(s.display or s.object_id)}: {markdown_text(s.reason)}"
+            for s in plan.skipped
+        ]
+        lines.append("")
+    if assessment.warnings:
+        lines += ["**Warnings**", ""]
+        lines += [f"- {markdown_text(w)}" for w in assessment.warnings]
+        lines.append("")
+    if assessment.refusals:
+        lines += ["**Unsafe: refused (exit 3)**", ""]
+        lines += [f"- {markdown_text(r.message)} (`{r.override}` takes it anyway)" for r in assessment.refusals]
+        lines.append("")
+    if plan.checksum:
+        lines.append(f"Checksum `{plan.checksum}`")
+    return "\n".join(lines) + "\n"

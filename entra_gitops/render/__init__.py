@@ -1,1 +1,0 @@
-"""Renderings of reports and plans: text for terminals, markdown for pull requests, JSON, HTML."""

@@ -1,0 +1,251 @@
+"""The one view model every rendering of a difference report is made from (pure).
+
+Every text of a row that comes from the tenant (ids, display names, values) is already `printable` here,
+so no renderer can show a control character by forgetting to escape it. The values as the tenant has them
+stay on the rows beside (`*_value`, `*_values`) for the JSON rendering, which escapes when it serializes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from entra_gitops.model.frozen import thaw
+from entra_gitops.model.tenant import TenantState
+from entra_gitops.model.textsafe import json_safe, printable
+from entra_gitops.report.diff import BLOCKER_TEXT, Action, Blocker, ChangeKind, DifferenceReport, ObjectChange
+
+SYMBOLS = {
+    ChangeKind.CREATED: "+",
+    ChangeKind.RESTORED: "+",
+    ChangeKind.MODIFIED: "~",
+    ChangeKind.SYNCHRONIZED: "~",
+    ChangeKind.SOFT_DELETED: "<",
+    ChangeKind.HARD_DELETED: "-",
+}
+KIND_LABELS = {
+    ChangeKind.CREATED: "created after the backup",
+    ChangeKind.RESTORED: "restored after the backup",
+    ChangeKind.MODIFIED: "modified",
+    ChangeKind.SYNCHRONIZED: "modified on-premises (synchronised)",
+    ChangeKind.SOFT_DELETED: "soft-deleted (restorable)",
+    ChangeKind.HARD_DELETED: "permanently deleted",
+}
+ACTION_LABELS = {
+    Action.SOFT_DELETE: "soft-delete it",
+    Action.DELETE: "delete it (cannot be undone: this type has no soft delete; only with --allow-delete)",
+    Action.UPDATE: "write the backup's values back",
+    Action.RESTORE: "restore it, then write back what differs",
+    Action.RECREATE: "re-create it from the backup (Graph gives it a new id)",
+    Action.NONE: "none",
+}
+KIND_ORDER = (
+    ChangeKind.CREATED,
+    ChangeKind.MODIFIED,
+    ChangeKind.SOFT_DELETED,
+    ChangeKind.RESTORED,
+    ChangeKind.HARD_DELETED,
+    ChangeKind.SYNCHRONIZED,
+)
+
+
+def format_value(value: Any) -> str:
+    """A value as one printable line: strings as they are but for escaped controls, the rest as compact JSON."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return printable(value)
+    # JSON already escapes C0 controls; json_safe escapes the rest the same way, so the text stays valid JSON.
+    return json_safe(json.dumps(thaw(value), ensure_ascii=False, separators=(", ", ": ")))
+
+
+@dataclass(frozen=True)
+class PropertyRow:
+    name: str
+    before: str
+    after: str
+    recoverable: bool
+    note: str | None
+    reason: str | None
+    before_value: Any
+    after_value: Any
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    name: str
+    added: tuple[tuple[str, str | None], ...]  # (id, display name), printable
+    removed: tuple[tuple[str, str | None], ...]
+    recoverable: bool
+    note: str | None
+    reason: str | None
+    added_values: tuple[tuple[str, str | None], ...] | None = None  # as in the tenant; None: same as `added`
+    removed_values: tuple[tuple[str, str | None], ...] | None = None
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    symbol: str
+    type_name: str
+    id: str
+    display: str | None
+    kind: str
+    kind_label: str
+    action: str
+    action_label: str
+    recoverable: bool
+    note: str | None
+    reason: str | None
+    properties: tuple[PropertyRow, ...]
+    links: tuple[LinkRow, ...]
+    id_value: str | None = None  # as in the tenant; None: same as `id`
+    display_value: str | None = None  # as in the tenant; None: same as `display`
+    object_kind: str | None = None  # the kind of its type it is (agentIdentity); None for a plain object
+
+    @property
+    def type_label(self) -> str:
+        """The type as people read it: `servicePrincipal (agentIdentity)` for an object of a kind."""
+        return f"{self.type_name} ({self.object_kind})" if self.object_kind else self.type_name
+
+    @property
+    def title(self) -> str:
+        return f"{self.type_label} '{self.display}' ({self.id})" if self.display else f"{self.type_label} {self.id}"
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    type_name: str
+    counts: tuple[int, ...]  # in KIND_ORDER
+    total: int
+
+
+@dataclass(frozen=True)
+class ReportView:
+    backup: str
+    against: str
+    scope: str
+    scope_types: tuple[str, ...]
+    scope_ids: tuple[str, ...]
+    compared: int
+    rows: tuple[ObjectRow, ...]
+    summary: tuple[SummaryRow, ...]
+    totals: tuple[int, ...]  # in KIND_ORDER
+    recoverable: int
+    note: str | None = None  # said first: for example that an incomplete backup limits what was compared
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(KIND_LABELS[k] for k in KIND_ORDER)
+
+    @property
+    def headline(self) -> str:
+        if not self.rows:
+            return f"No differences between {self.backup} and {self.against} ({self.compared} objects compared)."
+        parts = [f"{n} {KIND_LABELS[k]}" for k, n in zip(KIND_ORDER, self.totals, strict=True) if n]
+        return (
+            f"{len(self.rows)} object(s) differ between {self.backup} and {self.against}: {', '.join(parts)}; "
+            f"{self.recoverable} recoverable."
+        )
+
+
+def display_names(*states: TenantState) -> dict[str, str]:
+    """id -> display name over every object of the given states, for naming linked objects."""
+    names: dict[str, str] = {}
+    # The last state's names win, so a renamed object is called what it is called now.
+    for state in reversed(states):
+        for obj in state:
+            for key in ("displayName", "userPrincipalName"):
+                value = obj.data.get(key)
+                if isinstance(value, str):
+                    names.setdefault(obj.id, value)
+                    break
+    return names
+
+
+def _note(blocker: Blocker | None) -> tuple[str | None, str | None]:
+    return (BLOCKER_TEXT[blocker], blocker.value) if blocker else (None, None)
+
+
+def _shown(text: str | None) -> str | None:
+    return None if text is None else printable(text)
+
+
+def _pairs(ids: tuple[str, ...], names: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+    return tuple((i, names.get(i)) for i in ids)
+
+
+def _shown_pairs(pairs: tuple[tuple[str, str | None], ...]) -> tuple[tuple[str, str | None], ...]:
+    return tuple((printable(i), _shown(n)) for i, n in pairs)
+
+
+def _row(change: ObjectChange, names: Mapping[str, str]) -> ObjectRow:
+    properties = tuple(
+        PropertyRow(
+            printable(p.name),
+            format_value(p.before),
+            format_value(p.after),
+            p.recoverable,
+            *_note(p.blocker),
+            p.before,
+            p.after,
+        )
+        for p in change.properties
+    )
+    links = []
+    for link in change.links:
+        added, removed = _pairs(link.added, names), _pairs(link.removed, names)
+        links.append(
+            LinkRow(
+                printable(link.name),
+                _shown_pairs(added),
+                _shown_pairs(removed),
+                link.blocker is None,
+                *_note(link.blocker),
+                added_values=added,
+                removed_values=removed,
+            )
+        )
+    return ObjectRow(
+        symbol=SYMBOLS[change.kind],
+        type_name=printable(change.type_name),
+        id=printable(change.id),
+        display=_shown(change.display_name),
+        kind=change.kind.value,
+        kind_label=KIND_LABELS[change.kind],
+        action=change.action.value,
+        action_label=ACTION_LABELS[change.action],
+        recoverable=change.recoverable,
+        note=_shown(change.reason),
+        reason=_note(change.blocker)[1],
+        properties=properties,
+        links=tuple(links),
+        id_value=change.id,
+        display_value=change.display_name,
+        object_kind=change.object_kind,  # a name from the schema's kinds, never tenant text
+    )
+
+
+def build_view(report: DifferenceReport, names: Mapping[str, str] | None = None) -> ReportView:
+    """The report as rows and a summary, with display names beside ids."""
+    rows = tuple(_row(c, names or {}) for c in report.changes)
+    summary = tuple(
+        SummaryRow(printable(t), tuple(counts.get(k.value, 0) for k in KIND_ORDER), sum(counts.values()))
+        for t, counts in report.counts.items()
+    )
+    totals = tuple(sum(s.counts[i] for s in summary) for i in range(len(KIND_ORDER)))
+    # Backup and revision names come from git refs and the command line: shown escaped like tenant text.
+    return ReportView(
+        backup=printable(report.backup),
+        against=printable(report.against),
+        scope=printable(report.scope.describe()),
+        scope_types=report.scope.types,
+        scope_ids=report.scope.ids,
+        compared=report.compared,
+        rows=rows,
+        summary=summary,
+        totals=totals,
+        recoverable=sum(1 for c in report.changes if c.recoverable),
+        note=_shown(report.note),
+    )

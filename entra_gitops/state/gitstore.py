@@ -1,0 +1,435 @@
+"""The state repository: tenant-state/ trees committed through git fast-import, backup tags, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import git
+
+from entra_gitops.model import canonical
+from entra_gitops.model.errors import EntraGitopsError, StateFileError
+from entra_gitops.state.layout import STATE_DIR
+
+BACKUP_PREFIX = "backup/"
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+FALLBACK_IDENTITY = ("entra-gitops", "entra-gitops@localhost")
+
+
+class RepositoryError(EntraGitopsError):
+    """The state repository is missing, dirty, or git refused an operation."""
+
+
+def blob_id(content: bytes) -> str:
+    """The object id git gives `content` as a blob, computed without running git."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+class TreeChange(NamedTuple):
+    """What writing a tree changed, by path under tenant-state/."""
+
+    added: tuple[str, ...]
+    modified: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.modified or self.removed)
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One backup tag: its name, when, which commit, and what its message recorded."""
+
+    name: str
+    time: dt.datetime
+    commit: str
+    tenant: str | None
+    tool: str | None
+    complete: bool
+    counts: Mapping[str, int]
+    deleted: Mapping[str, int]
+
+    @property
+    def id(self) -> str:
+        return self.name[len(BACKUP_PREFIX) :]
+
+
+def backup_name(moment: dt.datetime) -> str:
+    return BACKUP_PREFIX + moment.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def backup_message(name: str, record: Mapping[str, Any]) -> str:
+    """The annotated tag's message: a title line, then the record as canonical YAML."""
+    return f"entra-gitops {name}\n\n" + canonical.dump(dict(record)).decode()
+
+
+def parse_backup(name: str, commit: str, message: str) -> Backup:
+    """A Backup from its tag; a message that is not ours still lists, as incomplete."""
+    _, _, body = message.partition("\n\n")
+    try:
+        record = canonical.load(body.strip() + "\n", f"tag {name}") if body.strip() else {}
+    except StateFileError:
+        record = {}
+    moment = dt.datetime.strptime(name[len(BACKUP_PREFIX) :], TIME_FORMAT).replace(tzinfo=dt.UTC)
+    return Backup(
+        name=name,
+        time=moment,
+        commit=commit,
+        tenant=record.get("tenant"),
+        tool=record.get("tool"),
+        complete=record.get("complete") is True,
+        counts=dict(record.get("counts") or {}),
+        deleted=dict(record.get("deleted") or {}),
+    )
+
+
+class _TagRef(NamedTuple):
+    name: str
+    sha: str
+
+
+def _stamp(when: dt.datetime) -> dict[str, str]:
+    """Author and committer dates of a commit made at `when`."""
+    return {"GIT_COMMITTER_DATE": f"{int(when.timestamp())} +0000", "GIT_AUTHOR_DATE": f"{int(when.timestamp())} +0000"}
+
+
+def _fast_import_data(content: bytes) -> bytes:
+    return b"data %d\n" % len(content) + content + b"\n"
+
+
+class StateRepo:
+    """A git repository holding tenant-state/; all git I/O of the tool goes through here."""
+
+    def __init__(self, repo: git.Repo) -> None:
+        self.repo = repo
+        self.root = Path(repo.working_tree_dir or ".")
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False, initial_files: Mapping[str, bytes] | None = None) -> StateRepo:
+        """Open the repository at `path`; with `create`, initialise a missing one with a first commit."""
+        try:
+            return cls(git.Repo(path))
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            if not create:
+                raise RepositoryError(
+                    f"{path} is not a git repository", hint="run entra-gitops snapshot there once to create it"
+                ) from None
+        path.mkdir(parents=True, exist_ok=True)
+        repo = git.Repo.init(path, initial_branch="main")
+        store = cls(repo)
+        for relative, content in (initial_files or {}).items():
+            target = store.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        if initial_files:
+            repo.git.add("--", *initial_files)
+        store._git("commit", "--allow-empty", "-q", "-m", "Start the entra-gitops state repository")
+        return store
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _identity_env(self) -> dict[str, str]:
+        reader = self.repo.config_reader()
+        name = reader.get_value("user", "name", FALLBACK_IDENTITY[0])
+        email = reader.get_value("user", "email", FALLBACK_IDENTITY[1])
+        return {
+            "GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME", str(name)),
+            "GIT_AUTHOR_EMAIL": os.environ.get("GIT_AUTHOR_EMAIL", str(email)),
+            "GIT_COMMITTER_NAME": os.environ.get("GIT_COMMITTER_NAME", str(name)),
+            "GIT_COMMITTER_EMAIL": os.environ.get("GIT_COMMITTER_EMAIL", str(email)),
+        }
+
+    def _git(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+        environment = {**self._identity_env(), **(env or {})}
+        try:
+            # git runs in a session of its own: a terminal's Ctrl+C or a CI cancel signals this process's
+            # group, and this process decides when git may stop (never halfway through moving the tree).
+            if stdin is None:
+                return self.repo.git.execute(["git", *args], env=environment, start_new_session=True)
+            process = self.repo.git.execute(
+                ["git", *args], env=environment, as_process=True, istream=subprocess.PIPE, start_new_session=True
+            )
+            out, err = process.proc.communicate(stdin)
+            if process.proc.returncode:
+                raise RepositoryError(f"git {args[0]} failed: {err.decode(errors='replace').strip()}")
+            return out.decode()
+        except git.GitCommandError as err:
+            detail = (err.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
+            raise RepositoryError(f"git {args[0]} failed: {detail or err}") from None
+
+    @property
+    def head(self) -> str | None:
+        try:
+            return self.repo.head.commit.hexsha
+        except ValueError:
+            return None
+
+    @property
+    def branch_ref(self) -> str:
+        return self._git("symbolic-ref", "HEAD").strip()
+
+    def tree_blobs(self, rev: str = "HEAD", prefix: str = STATE_DIR) -> dict[str, str]:
+        """path -> blob id of every file under `prefix` at `rev`."""
+        if self.head is None:
+            return {}
+        listing = self._git("ls-tree", "-r", "-z", "--full-tree", rev, "--", prefix)
+        blobs = {}
+        for entry in filter(None, listing.split("\0")):
+            meta, _, path = entry.partition("\t")
+            blobs[path] = meta.split()[2]
+        return blobs
+
+    def read_files(self, rev: str, prefix: str = STATE_DIR) -> dict[str, bytes]:
+        """Every file under `prefix` at `rev`, read through one `git cat-file --batch` process."""
+        blobs = self.tree_blobs(rev, prefix)
+        if not blobs:
+            return {}
+        paths = list(blobs)
+        request = "".join(f"{blobs[p]}\n" for p in paths).encode()
+        process = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            input=request,
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+            start_new_session=True,
+        )
+        if process.returncode:
+            raise RepositoryError(f"git cat-file failed: {process.stderr.decode(errors='replace').strip()}")
+        out = process.stdout
+        files: dict[str, bytes] = {}
+        position = 0
+        for path in paths:
+            header_end = out.index(b"\n", position)
+            size = int(out[position:header_end].split()[2])
+            start = header_end + 1
+            files[path] = out[start : start + size]
+            position = start + size + 1
+        return files
+
+    def resolve(self, rev: str) -> str:
+        """The commit a revision (tag, branch, commit id) names; an unknown one is a clear error."""
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+        except RepositoryError:
+            raise RepositoryError(
+                f"{rev!r} names no commit in {self.root}", hint="use a backup id, a tag, a branch or a commit"
+            ) from None
+
+    def dirty_state_files(self) -> list[str]:
+        """Paths under tenant-state/ that differ from HEAD (edited, staged, or untracked)."""
+        return self.dirty_files(STATE_DIR)
+
+    def dirty_files(self, *paths: str) -> list[str]:
+        """Paths under `paths` that differ from HEAD (edited, staged, or untracked)."""
+        status = self._git("status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
+        return sorted(entry[3:] for entry in status.split("\0") if len(entry) > 3)
+
+    def types_present(self, rev: str, folders: Mapping[str, str]) -> frozenset[str]:
+        """The types (folder -> type name) with live objects at `rev`: a folder, or a singleton's file.
+
+        Soft-deleted files (tenant-state/deleted/) do not count: a desired state that keeps only those
+        still says "no live objects of this type", which is what the missing-folder guard asks about.
+        """
+        listing = self._git("ls-tree", "--name-only", "-z", "--full-tree", rev, "--", f"{STATE_DIR}/")
+        present = (
+            folders.get(p[len(STATE_DIR) + 1 :].removesuffix(".yaml")) for p in filter(None, listing.split("\0"))
+        )
+        return frozenset(name for name in present if name is not None)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def tree_change(self, files: Mapping[str, bytes], prefixes: tuple[str, ...]) -> TreeChange:
+        """How HEAD's files under `prefixes` differ from `files` (compared by blob id, no git run per file)."""
+        current = {p: b for p, b in self.tree_blobs().items() if p.startswith(prefixes)}
+        return TreeChange(
+            added=tuple(sorted(p for p in files if p not in current)),
+            modified=tuple(
+                sorted(p for p, content in files.items() if p in current and blob_id(content) != current[p])
+            ),
+            removed=tuple(sorted(p for p in current if p not in files)),
+        )
+
+    def write_commit(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
+        """A commit of `change` on top of HEAD, in git's object store only: no ref, index or file moves.
+
+        Changed blobs go in through one `git fast-import` stream; the tree is built in a scratch index
+        (HEAD's tree plus the change) and committed with commit-tree. (fast-import could commit too, but
+        it inserts tree entries one by one and takes minutes for a folder of 100,000 files.)
+        """
+        parent = self.head
+        written = change.added + change.modified
+        stream = bytearray()
+        for path in written:
+            stream += b"blob\n" + _fast_import_data(files[path])
+        self._git("fast-import", "--quiet", "--done", stdin=bytes(stream + b"done\n"))
+        entries = [f"100644 {blob_id(files[p])}\t{p}\n" for p in written]
+        entries += [f"0 {'0' * 40}\t{p}\n" for p in change.removed]
+        with tempfile.TemporaryDirectory(prefix="index-", dir=self._scratch()) as scratch:
+            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            if parent:
+                self._git("read-tree", parent, env=index)
+            self._git("update-index", "--add", "--remove", "--index-info", stdin="".join(entries).encode(), env=index)
+            tree = self._git("write-tree", env=index).strip()
+        parents = ["-p", parent] if parent else []
+        return self._git("commit-tree", tree, *parents, "-F", "-", stdin=message.encode(), env=_stamp(when)).strip()
+
+    def tag_object(self, name: str, commit: str, message: str, when: dt.datetime) -> str:
+        """An annotated tag object for `commit`, in the object store only (publish makes the ref)."""
+        identity = self._identity_env()
+        tagger = f"{identity['GIT_COMMITTER_NAME']} <{identity['GIT_COMMITTER_EMAIL']}> {int(when.timestamp())} +0000"
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message}"
+        return self._git("hash-object", "-t", "tag", "-w", "--stdin", stdin=body.encode()).strip()
+
+    def publish(
+        self, commit: str | None, *, tag: tuple[str, str] | None = None, delete_tags: tuple[str, ...] = ()
+    ) -> None:
+        """Move the branch to `commit`, create `tag` and delete old tags in one ref transaction, then bring the
+        index and work tree along.
+
+        The transaction is all or nothing, so the branch never moves without its backup tag. A marker in
+        .git records the move until the work tree has followed: if the process dies in between, the next
+        run finishes it (finish_interrupted).
+        """
+        parent = self.head
+        moving = commit is not None and commit != parent
+        tags = {t.name: t for t in self._tag_refs(delete_tags)}
+        lines = ["start"]
+        if moving:
+            lines.append(f"update {self.branch_ref} {commit} {parent or '0' * 40}")
+        if tag is not None:
+            lines.append(f"create refs/tags/{tag[0]} {tag[1]}")
+        lines += [f"delete refs/tags/{name} {tags[name].sha}" for name in delete_tags if name in tags]
+        lines += ["prepare", "commit"]
+        marker = self._marker()
+        if moving:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"from": parent, "to": commit}), encoding="utf-8")
+        self._git("update-ref", "-m", "entra-gitops snapshot", "--stdin", stdin=("\n".join(lines) + "\n").encode())
+        if moving:
+            assert commit is not None
+            if parent:
+                # Moves index and working tree from the old commit to the new one, touching only what changed.
+                self._git("read-tree", "-m", "-u", parent, commit)
+            else:
+                self._git("read-tree", "-u", "--reset", commit)
+            marker.unlink(missing_ok=True)
+
+    def commit_change(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
+        """Commit `change` on the current branch (objects first, then one ref move) and return the new commit."""
+        new = self.write_commit(files, change, message, when)
+        self.publish(new)
+        return new
+
+    def finish_interrupted(self) -> str | None:
+        """Finish a work tree update a killed run left half done, and clean its scratch files; says what it did.
+
+        The branch had moved already (or not at all): tenant-state/ and the other paths the commit changed
+        are restored from HEAD, so git status is clean again and nothing of a backup is lost.
+        """
+        shutil.rmtree(self._scratch(create=False), ignore_errors=True)
+        marker = self._marker()
+        if not marker.exists():
+            return None
+        try:
+            moved = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            moved = {}
+        head = self.head
+        if moved.get("to") == head and moved.get("from"):
+            (Path(self.repo.git_dir) / "index.lock").unlink(missing_ok=True)  # ours: the run holding it is gone
+            changed = self._git("diff", "--name-only", "-z", moved["from"], head).split("\0")
+            tops = sorted({p.split("/", 1)[0] for p in changed if p})
+            if tops:
+                self._git("restore", f"--source={head}", "--staged", "--worktree", "--", *tops)
+        marker.unlink(missing_ok=True)
+        return f"finished the work tree update of an interrupted run (now at {str(head)[:10]})"
+
+    def _marker(self) -> Path:
+        return Path(self.repo.git_dir) / "entra-gitops" / "worktree-pending.json"
+
+    def _scratch(self, create: bool = True) -> Path:
+        path = Path(self.repo.git_dir) / "entra-gitops" / "tmp"
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _tag_refs(self, names: tuple[str, ...]) -> list[Any]:
+        if not names:
+            return []
+        wanted = {f"refs/tags/{n}" for n in names}
+        listing = self._git("for-each-ref", "--format=%(refname)%00%(objectname)", "refs/tags/")
+        found = []
+        for line in filter(None, listing.splitlines()):
+            ref, _, sha = line.partition("\0")
+            if ref in wanted:
+                found.append(_TagRef(ref.removeprefix("refs/tags/"), sha))
+        return found
+
+    def commit_files(self, files: Mapping[str, bytes], message: str, when: dt.datetime) -> str:
+        """Add or replace a few files (recovery history) in one commit on the current branch."""
+        current = self.tree_blobs(prefix=".")
+        change = TreeChange(
+            added=tuple(sorted(p for p in files if p not in current)),
+            modified=tuple(sorted(p for p in files if p in current and current[p] != blob_id(files[p]))),
+            removed=(),
+        )
+        return self.commit_change(files, change, message, when) if not change.empty else str(self.head)
+
+    def tag(self, name: str, commit: str, message: str) -> None:
+        self._git("tag", "-a", name, "-m", message, commit)
+
+    def delete_tags(self, names: list[str]) -> None:
+        if names:
+            self._git("tag", "-d", *names)
+
+    def diff_text(self, old: str, new: str) -> str:
+        """`git diff` between two revisions of tenant-state/, renames detected (soft deletes are moves)."""
+        return self._git("diff", "--find-renames", "--stat", "--patch", old, new, "--", STATE_DIR)
+
+    # -- reading backups ----------------------------------------------------------------------
+
+    def backups(self) -> list[Backup]:
+        """Every backup tag, newest first."""
+        fmt = "%(refname:short)%00%(*objectname)%00%(objectname)%00%(contents)%00%00"
+        listing = self._git("for-each-ref", "--sort=-refname", f"--format={fmt}", f"refs/tags/{BACKUP_PREFIX}")
+        found = []
+        for record in filter(None, (r.strip("\n") for r in listing.split("\0\0"))):
+            name, peeled, direct, message = (record.split("\0") + ["", "", ""])[:4]
+            try:
+                found.append(parse_backup(name, peeled or direct, message))
+            except ValueError:
+                continue  # a tag under backup/ whose name is not a timestamp is not one of ours
+        return found
+
+    def resolve_backup(self, backup_id: str) -> Backup:
+        """A backup by id (`20261121T230000Z`), tag name (`backup/…`) or `latest` (the newest complete one)."""
+        backups = self.backups()
+        if not backups:
+            raise RepositoryError(f"{self.root} has no backups yet", hint="run entra-gitops snapshot first")
+        if backup_id == "latest":
+            # The newest *complete* backup: a --type snapshot would compare only its types, silently.
+            complete = next((b for b in backups if b.complete), None)
+            if complete is None:
+                raise RepositoryError(
+                    f"{self.root} has no complete backup: the newest, {backups[0].id}, covers only "
+                    f"{', '.join(sorted(backups[0].counts)) or 'no types'}",
+                    hint=f"run a snapshot of every type, or name a backup with --backup {backups[0].id}",
+                )
+            return complete
+        wanted = backup_id if backup_id.startswith(BACKUP_PREFIX) else BACKUP_PREFIX + backup_id
+        for backup in backups:
+            if backup.name == wanted:
+                return backup
+        known = ", ".join(b.id for b in backups[:5])
+        raise RepositoryError(f"no backup {backup_id!r} in {self.root}", hint=f"newest: {known}")

@@ -1,0 +1,94 @@
+"""Where each object lives under tenant-state/, and TenantState to files and back (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from entra_gitops.model import canonical
+from entra_gitops.model.errors import StateFileError
+from entra_gitops.model.frozen import freeze
+from entra_gitops.model.registry import Registry, ResourceType
+from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
+from entra_gitops.state.paths import object_file_name, object_id_from_file_name
+
+STATE_DIR = "tenant-state"
+DELETED_DIR = "deleted"
+SUFFIX = ".yaml"
+
+
+class Location(NamedTuple):
+    """What a path under tenant-state/ holds."""
+
+    rtype: ResourceType
+    object_id: str | None
+    lifecycle: Lifecycle
+
+
+def object_path(rtype: ResourceType, object_id: str, lifecycle: Lifecycle = Lifecycle.ACTIVE) -> str:
+    """The repository path of one object's file."""
+    if rtype.singleton:
+        return f"{STATE_DIR}/{rtype.folder}{SUFFIX}"
+    name = object_file_name(object_id) + SUFFIX
+    if lifecycle is Lifecycle.SOFT_DELETED:
+        return f"{STATE_DIR}/{DELETED_DIR}/{rtype.folder}/{name}"
+    return f"{STATE_DIR}/{rtype.folder}/{name}"
+
+
+def type_prefixes(rtypes: Iterable[ResourceType]) -> tuple[str, ...]:
+    """The path prefixes that belong to `rtypes` (a singleton's file, or its folders)."""
+    prefixes: list[str] = []
+    for rtype in rtypes:
+        if rtype.singleton:
+            prefixes.append(f"{STATE_DIR}/{rtype.folder}{SUFFIX}")
+        else:
+            prefixes.append(f"{STATE_DIR}/{rtype.folder}/")
+            prefixes.append(f"{STATE_DIR}/{DELETED_DIR}/{rtype.folder}/")
+    return tuple(prefixes)
+
+
+def render_files(registry: Registry, state: TenantState) -> dict[str, bytes]:
+    """Every object of `state` as its canonical file."""
+    files: dict[str, bytes] = {}
+    for obj in state:
+        rtype = registry.get(obj.type_name)
+        files[object_path(rtype, obj.id, obj.lifecycle)] = canonical.dump(obj.data)
+    return files
+
+
+def locate(registry: Registry, path: str) -> Location | None:
+    """The type, id and lifecycle a path stands for; None for paths that are not state files."""
+    if not path.startswith(f"{STATE_DIR}/") or not path.endswith(SUFFIX):
+        return None
+    parts = path[len(STATE_DIR) + 1 : -len(SUFFIX)].split("/")
+    lifecycle = Lifecycle.ACTIVE
+    if parts[0] == DELETED_DIR and len(parts) == 3:
+        lifecycle, parts = Lifecycle.SOFT_DELETED, parts[1:]
+    if len(parts) == 1:
+        rtype = registry.by_folder(parts[0])
+        return Location(rtype, None, lifecycle) if rtype is not None and rtype.singleton else None
+    if len(parts) == 2:
+        rtype = registry.by_folder(parts[0])
+        if rtype is not None and not rtype.singleton:
+            return Location(rtype, object_id_from_file_name(parts[1]), lifecycle)
+    return None
+
+
+def load_state(registry: Registry, files: Mapping[str, bytes], types: frozenset[str] | None = None) -> TenantState:
+    """Files of a tenant-state/ tree back into a TenantState; a file in the wrong place is an error."""
+    objects: list[ObjectState] = []
+    for path, content in files.items():
+        where = locate(registry, path)
+        if where is None:
+            continue
+        data = canonical.load(content, path)
+        object_id = data.get("id")
+        if not isinstance(object_id, str):
+            raise StateFileError(path, 1, 1, "the object has no string 'id'")
+        if where.object_id is not None and where.object_id != object_id:
+            raise StateFileError(
+                path, 1, 1, f"the file name says id {where.object_id!r} but the object's id is {object_id!r}"
+            )
+        objects.append(ObjectState(where.rtype.name, object_id, where.lifecycle, freeze(data)))
+    read_types = types if types is not None else frozenset(t.name for t in registry)
+    return TenantState.of(objects, read_types)

@@ -1,0 +1,165 @@
+"""Graph JSON to canonical objects, scoped by the schemas: the one rule for what a state file holds.
+
+The rule for empty values: a property whose value is null, an empty list or an empty object is
+left out, at every depth. Graph reports an unset property in any of these three ways (and changes
+between them without anyone acting), so keeping them would only make noise. `false`, `0` and the
+empty string are values and are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from entra_gitops.model.frozen import freeze
+from entra_gitops.model.ids import GUID
+from entra_gitops.model.reads import TenantRead
+from entra_gitops.model.registry import Registry, ResourceType
+from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
+
+# Microsoft Entra client secrets: three characters, a digit, "Q~", then 31 to 34 more. A value like
+# that has no business in a state file, wherever it turns up.
+CLIENT_SECRET = re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")
+REDACTED = "<redacted: looked like a client secret>"
+
+
+class Redaction(NamedTuple):
+    """A value that normalization replaced because it looked like a secret (never the value itself)."""
+
+    type_name: str
+    object_id: str
+    path: str
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def _sort_key(value: Any, item_key: str | None) -> str:
+    if isinstance(value, Mapping):
+        if item_key and item_key in value:
+            return str(value[item_key]).lower()
+        return json.dumps(value, sort_keys=True)
+    return str(value).lower()
+
+
+class _Normalizer:
+    """Walks one object alongside its schema; collects what it had to redact."""
+
+    def __init__(self, rtype: ResourceType) -> None:
+        self.rtype = rtype
+        self.redactions: list[Redaction] = []
+        self.object_id = ""
+
+    def value(self, schema: Mapping[str, Any], value: Any, path: str) -> Any:
+        # Graph JSON holds only dicts, lists and scalars: exact type checks keep this hot path cheap.
+        kind = type(value)
+        if kind is str:
+            return self.string(schema, value, path)
+        if kind is dict:
+            return self.mapping(schema, value, path)
+        if kind is list or kind is tuple:
+            return self.sequence(schema, value, path)
+        return value
+
+    def string(self, schema: Mapping[str, Any], value: str, path: str) -> str:
+        if "Q~" in value and CLIENT_SECRET.search(value):
+            self.redactions.append(Redaction(self.rtype.name, self.object_id, path))
+            return REDACTED
+        if (schema.get("format") == "uuid" or schema.get("x-entra-ref")) and GUID.match(value):
+            return value.lower()
+        return value
+
+    def mapping(self, schema: Mapping[str, Any], value: Mapping[str, Any], path: str) -> dict[str, Any]:
+        known: Mapping[str, Any] = schema.get("properties") or {}
+        out: dict[str, Any] = {}
+        if "@odata.type" in value and "@odata.type" in known:
+            out["@odata.type"] = value["@odata.type"]
+        for name, sub in known.items():
+            if name in value and name != "@odata.type":
+                normalized = self.value(sub, value[name], f"{path}.{name}")
+                if not _is_empty(normalized):
+                    out[name] = normalized
+        # Subtyped items (method configurations) carry members their schema cannot all name.
+        if schema.get("additionalProperties", True) is not False:
+            for name in sorted(set(value) - set(known)):
+                if name.startswith("@odata.") and name != "@odata.type":
+                    continue
+                normalized = self.value({}, value[name], f"{path}.{name}")
+                if not _is_empty(normalized):
+                    out[name] = normalized
+        return out
+
+    def sequence(self, schema: Mapping[str, Any], value: Iterable[Any], path: str) -> list[Any]:
+        items_schema = dict(schema.get("items") or {})
+        if schema.get("x-entra-ref") and "x-entra-ref" not in items_schema:
+            items_schema["x-entra-ref"] = schema["x-entra-ref"]
+        items = [self.value(items_schema, item, f"{path}[]") for item in value]
+        items = [i for i in items if not _is_empty(i)]
+        if schema.get("x-entra-set"):
+            items.sort(key=lambda i: _sort_key(i, schema.get("x-entra-key")))
+        return items
+
+    def top(self, raw: Mapping[str, Any], links: Mapping[str, Iterable[str]]) -> dict[str, Any]:
+        self.object_id = str(raw.get("id", ""))
+        out: dict[str, Any] = {}
+        for prop in self.rtype.properties:
+            if prop.link is not None:
+                value: Any = list(links.get(prop.name, ()))
+            elif prop.name == "@odata.type" and self.rtype.kinds and self.rtype.kind_of(raw) is None:
+                continue  # the base type, as deleted items state it: only a kind is worth a line in the file
+            elif prop.name in raw:
+                value = raw[prop.name]
+            else:
+                continue
+            normalized = self.value(prop.schema, value, prop.name)
+            if not _is_empty(normalized):
+                out[prop.name] = normalized
+        return out
+
+
+def normalize_object(
+    rtype: ResourceType, raw: Mapping[str, Any], links: Mapping[str, Iterable[str]] | None = None
+) -> tuple[dict[str, Any], tuple[Redaction, ...]]:
+    """One Graph object as its canonical mapping (plain values, schema key order) and any redactions."""
+    normalizer = _Normalizer(rtype)
+    data = normalizer.top(raw, links or {})
+    return data, tuple(normalizer.redactions)
+
+
+class Normalized(NamedTuple):
+    """A TenantState built from a read, and what had to be redacted on the way."""
+
+    state: TenantState
+    redactions: tuple[Redaction, ...]
+
+
+def normalize_read(registry: Registry, read: TenantRead) -> Normalized:
+    """Every object of a read as ObjectStates: live ones active, deleted ones soft-deleted."""
+    objects: list[ObjectState] = []
+    redactions: list[Redaction] = []
+    for type_name, raws in read.objects.items():
+        rtype = registry.get(type_name)
+        link_maps = {p.name: read.links.get((type_name, p.name), MappingProxyType({})) for p in rtype.links}
+        for raw in raws:
+            object_id = str(raw.get("id", ""))
+            links = {name: members.get(object_id, ()) for name, members in link_maps.items()}
+            data, found = normalize_object(rtype, raw, links)
+            redactions.extend(found)
+            objects.append(ObjectState(type_name, data.get("id", object_id), Lifecycle.ACTIVE, freeze(data)))
+    for type_name, raws in read.deleted.items():
+        rtype = registry.get(type_name)
+        renames = rtype.soft_delete.renames if rtype.soft_delete else {}
+        for raw in raws:
+            if renames:
+                # Graph rewrites a deleted user's sign-in name and gives it back on restore: keep the real one.
+                object_id = str(raw.get("id", ""))
+                assert rtype.soft_delete is not None
+                raw = {**raw, **{k: rtype.soft_delete.original(k, object_id, raw.get(k)) for k in renames if k in raw}}
+            data, found = normalize_object(rtype, raw)
+            redactions.extend(found)
+            objects.append(ObjectState(type_name, data.get("id", ""), Lifecycle.SOFT_DELETED, freeze(data)))
+    return Normalized(TenantState.of(objects, frozenset(read.objects)), tuple(redactions))

@@ -1,0 +1,229 @@
+"""A snapshot: read every type in scope, and only then commit tenant-state/ and tag it as a backup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from entra_gitops import __version__
+from entra_gitops.graph.client import GraphClient
+from entra_gitops.graph.reader import Progress, read_tenant, read_tenant_id
+from entra_gitops.model.errors import EntraGitopsError
+from entra_gitops.model.reads import GraphStats
+from entra_gitops.model.registry import Registry, ResourceType
+from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, set_tenant_id
+from entra_gitops.model.tenant import Lifecycle, TenantState
+from entra_gitops.state.gitstore import (
+    Backup,
+    RepositoryError,
+    StateRepo,
+    TreeChange,
+    backup_message,
+    backup_name,
+    parse_backup,
+)
+from entra_gitops.state.layout import locate, render_files, type_prefixes
+from entra_gitops.state.normalize import Redaction, normalize_read
+from entra_gitops.state.signals import deferred
+from entra_gitops.state.tenancy import check_tenant, expected_tenant
+
+
+class IncompleteReadError(EntraGitopsError):
+    """A read that looks like a failure (a type suddenly empty, or shrunk past the guard), so no backup is made."""
+
+
+@dataclass(frozen=True)
+class SnapshotOutcome:
+    """What a snapshot did: the backup, the commit, what changed per type, what it cost."""
+
+    backup: Backup
+    created_commit: bool
+    change: TreeChange
+    changes_by_type: Mapping[str, tuple[int, int, int]]
+    pruned: tuple[str, ...]
+    stats: GraphStats
+    redactions: tuple[Redaction, ...]
+    seconds: Mapping[str, float]
+    notes: tuple[str, ...] = ()  # what the run did besides: finishing an interrupted run's work tree
+
+
+def suspect_shrinks(
+    previous: Backup | None,
+    counts: Mapping[str, int],
+    deleted: Mapping[str, int],
+    config: Config,
+    accepted: frozenset[str] = frozenset(),
+) -> tuple[str, ...]:
+    """Types whose live objects fell suspiciously against the last complete backup, each in words.
+
+    A type that had at least `emptyReadGuard` objects and now reads as empty, or shrinks by more than
+    `shrinkGuard`, is more likely a lost page or a filter bug than a deletion; committing it as a backup
+    would make the next plan delete everything that read missed.
+    """
+    if previous is None:
+        return ()
+    found = []
+    for type_name, count in sorted(counts.items()):
+        had = previous.counts.get(type_name, 0)
+        if type_name in accepted or had < max(config.empty_read_guard, 1):
+            continue
+        if count == 0 or count < had * (1 - config.shrink_guard):
+            more_deleted = deleted.get(type_name, 0) - previous.deleted.get(type_name, 0)
+            note = f"; {more_deleted} more are in deleted items than then" if more_deleted > 0 else ""
+            found.append(f"{type_name}: {count} read, backup {previous.id} had {had} (-{1 - count / had:.0%}){note}")
+    return tuple(found)
+
+
+def check_read(previous: Backup | None, state: TenantState, config: Config, accepted: frozenset[str]) -> None:
+    """Refuse a read that looks truncated: no commit, no tag, the counts in the message."""
+    found = suspect_shrinks(previous, state.counts(), deleted_counts(state), config, accepted)
+    if found:
+        raise IncompleteReadError(
+            f"suspect read, so no commit and no backup were made: {'; '.join(found)}. A lost page or a wrong "
+            "filter looks like this; so does a mass deletion, whose backup would make the next plan keep it",
+            hint="check the app's Graph permissions and run again; if the objects really are gone, take the "
+            f"snapshot with --accept-shrink {found[0].split(':')[0]} (shrinkGuard and emptyReadGuard in {CONFIG_FILE})",
+        )
+
+
+def changes_by_type(registry: Registry, change: TreeChange) -> Mapping[str, tuple[int, int, int]]:
+    """(added, modified, removed) files per type name."""
+    tally: dict[str, list[int]] = {}
+    for column, paths in enumerate((change.added, change.modified, change.removed)):
+        for path in paths:
+            where = locate(registry, path)
+            name = where.rtype.name if where else "other"
+            tally.setdefault(name, [0, 0, 0])[column] += 1
+    return MappingProxyType({k: (v[0], v[1], v[2]) for k, v in sorted(tally.items())})
+
+
+def commit_message(by_type: Mapping[str, tuple[int, int, int]], counts: Mapping[str, int]) -> str:
+    """A commit message that says per type what changed, for `git log` readers."""
+    total = sum(sum(v) for v in by_type.values())
+    lines = [f"Snapshot: {total} object file{'s' if total != 1 else ''} changed", ""]
+    for name, (added, modified, removed) in by_type.items():
+        lines.append(f"{name}: +{added} ~{modified} -{removed} (now {counts.get(name, 0)})")
+    return "\n".join(lines) + "\n"
+
+
+def pruned_backups(backups: list[Backup], keep: int) -> list[str]:
+    """Backup tags retention removes: everything older than the `keep`-th newest complete backup."""
+    newest_first = sorted(backups, key=lambda b: b.time, reverse=True)
+    complete = [b for b in newest_first if b.complete]
+    if len(complete) <= keep:
+        return []
+    cutoff = complete[keep - 1].time
+    return [b.name for b in newest_first if b.time < cutoff]
+
+
+def _record_tenant(store: StateRepo, files: dict[str, bytes], change: TreeChange, tenant: str) -> TreeChange:
+    """Add tenantId to entra-gitops.yaml in the snapshot's own commit."""
+    path = store.root / CONFIG_FILE
+    current = path.read_bytes() if path.is_file() else DEFAULT_CONFIG_TEXT.encode()
+    updated = set_tenant_id(current, tenant, str(path))
+    if path.is_file() and updated == current:
+        return change
+    files[CONFIG_FILE] = updated
+    if path.is_file():
+        return change._replace(modified=(*change.modified, CONFIG_FILE))
+    return change._replace(added=(*change.added, CONFIG_FILE))
+
+
+def _free_name(store: StateRepo, moment: dt.datetime) -> str:
+    # Names have one-second resolution; two snapshots in one second take the next free second.
+    taken = {b.name for b in store.backups()}
+    name = backup_name(moment)
+    while name in taken:
+        moment += dt.timedelta(seconds=1)
+        name = backup_name(moment)
+    return name
+
+
+async def take_snapshot(
+    client: GraphClient,
+    store: StateRepo,
+    registry: Registry,
+    types: tuple[ResourceType, ...],
+    config: Config,
+    now: dt.datetime,
+    progress: Progress | None = None,
+    accept_shrink: frozenset[str] = frozenset(),
+) -> SnapshotOutcome:
+    """Check the tenant, read, normalize, commit and tag; nothing is written unless every read succeeded."""
+    recovered = store.finish_interrupted()
+    dirty = store.dirty_state_files()
+    if dirty:
+        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+        raise RepositoryError(
+            f"tenant-state/ has uncommitted changes ({shown}); a snapshot would overwrite them",
+            hint="commit them, or discard them with "
+            "'git restore --source=HEAD --staged --worktree -- tenant-state && git clean -fdq -- tenant-state'",
+        )
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
+    backups = store.backups()
+    tenant = await read_tenant_id(client, registry)
+    check_tenant(*expected_tenant(config, backups), tenant, client.base_url)
+    read = await read_tenant(client, registry, types, progress)
+    read_seconds = lap()
+    normalized = normalize_read(registry, read)
+    state = normalized.state
+    counts = state.counts()
+    previous = next((b for b in backups if b.complete), None)
+    check_read(previous, state, config, accept_shrink)
+
+    files = render_files(registry, state)
+    render_seconds = lap()
+    change = store.tree_change(files, type_prefixes(types))
+    by_type = changes_by_type(registry, change)
+    message = commit_message(by_type, counts)
+    if config.tenant_id is None and not store.dirty_files(CONFIG_FILE):
+        # The first snapshot records the tenant it read, so later runs refuse any other one.
+        recorded = _record_tenant(store, files, change, tenant)
+        if recorded != change:
+            change, message = recorded, message + f"\n{CONFIG_FILE}: tenantId {tenant} recorded\n"
+    commit = store.head
+    if not change.empty:
+        commit = store.write_commit(files, change, message, now)
+    assert commit is not None
+    name = _free_name(store, now)
+    record = {
+        "tenant": tenant,
+        "tool": f"entra-gitops {__version__}",
+        "complete": {t.name for t in types} == set(registry.names),
+        "types": sorted(t.name for t in types),
+        "counts": dict(counts),
+        "deleted": dict(deleted_counts(state)),
+    }
+    backup = parse_backup(name, commit, backup_message(name, record))
+    pruned = pruned_backups([backup, *store.backups()], config.retention)
+    tag = store.tag_object(name, commit, backup_message(name, record), now)
+    # One ref transaction moves the branch, creates the tag and prunes; a signal waits until the files follow.
+    with deferred():
+        store.publish(commit, tag=(name, tag), delete_tags=tuple(pruned))
+    write_seconds = lap()
+    return SnapshotOutcome(
+        backup=backup,
+        created_commit=not change.empty,
+        change=change,
+        changes_by_type=by_type,
+        pruned=tuple(pruned),
+        stats=read.stats,
+        redactions=normalized.redactions,
+        seconds=MappingProxyType({"read": read_seconds, "normalize": render_seconds, "write": write_seconds}),
+        notes=(recovered,) if recovered else (),
+    )
+
+
+def deleted_counts(state: TenantState) -> Mapping[str, int]:
+    """Soft-deleted objects per type."""
+    counted = Counter(o.type_name for o in state if o.lifecycle is Lifecycle.SOFT_DELETED)
+    return MappingProxyType(dict(sorted(counted.items())))

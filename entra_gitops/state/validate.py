@@ -1,0 +1,144 @@
+"""Checks state files: strict YAML, the type's schema, the id in the file name, and canonical form."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import jsonschema
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from entra_gitops.model import canonical
+from entra_gitops.model.errors import StateFileError
+from entra_gitops.model.registry import Registry, ResourceType
+from entra_gitops.state.layout import locate
+from entra_gitops.state.normalize import normalize_object
+
+
+class Problem(NamedTuple):
+    """One thing wrong with one file, where a person can find it."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+    missing: tuple[str, ...] | None = None  # a required property's path, while problems are gathered
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+@functools.cache
+def _validator(schema_path: str) -> jsonschema.Draft202012Validator:
+    with open(schema_path, encoding="utf-8") as handle:
+        schema = json.load(handle)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def _position(content: bytes, location: list[Any]) -> tuple[int, int]:
+    """Line and column (1-based) of the value at `location`, or of the deepest parent that exists."""
+    try:
+        node = YAML(typ="rt").load(content)
+    except YAMLError:
+        return 1, 1
+    line, column = 1, 1
+    for step in location:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(step, int):
+                line, column = lc.item(step)[0] + 1, lc.item(step)[1] + 1
+            else:
+                line, column = lc.key(step)[0] + 1, lc.key(step)[1] + 1
+            node = node[step]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    return line, column
+
+
+def _first_difference(actual: bytes, expected: bytes) -> int:
+    for number, (a, b) in enumerate(zip(actual.splitlines(), expected.splitlines(), strict=False), start=1):
+        if a != b:
+            return number
+    return min(len(actual.splitlines()), len(expected.splitlines())) + 1
+
+
+def check_file(registry: Registry, path: str, content: bytes) -> Iterator[Problem]:
+    """Every problem of one file; none for a valid, canonical state file."""
+    where = locate(registry, path)
+    if where is None:
+        yield Problem(path, 1, 1, "not a state file: expected tenant-state/<folder>/<id>.yaml or a singleton's file")
+        return
+    try:
+        data = canonical.load(content, path)
+    except StateFileError as err:
+        yield Problem(path, err.line, err.column, err.message)
+        return
+    yield from _schema_problems(where.rtype, path, content, data)
+    object_id = data.get("id")
+    if where.object_id is not None and object_id != where.object_id:
+        line, column = _position(content, ["id"])
+        yield Problem(
+            path, line, column, f"id {object_id!r} does not match the file name, which says {where.object_id!r}"
+        )
+    links = {p.name: data.get(p.name) or () for p in where.rtype.links}
+    expected = canonical.dump(normalize_object(where.rtype, data, links)[0])
+    if expected != content:
+        line = _first_difference(content, expected)
+        yield Problem(path, line, 1, "not in canonical form: entra-gitops would write this file differently")
+
+
+def _schema_problems(rtype: ResourceType, path: str, content: bytes, data: Any) -> Iterator[Problem]:
+    validator = _validator(str(rtype.schema_path))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    suggested: set[tuple[str, ...]] = set()  # (path..., property) a typo's suggestion already explains
+    problems: list[Problem] = []
+    for error in errors:
+        location = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            # A typo in a key (`stat` for `state`) must not pass as an unknown extra: name it and the fix.
+            known = list((error.schema.get("properties") or {}).keys())
+            for key in sorted(set(error.instance) - set(known)):
+                line, column = _position(content, [*location, key])
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                if close:
+                    suggested.add((*map(str, location), close[0]))
+                field = "/".join(map(str, [*location, key]))
+                problems.append(
+                    Problem(path, line, column, f"{field}: unknown property {key!r} for {rtype.name}{hint}")
+                )
+            continue
+        line, column = _position(content, location)
+        field = "/".join(map(str, location)) or "(object)"
+        problems.append(Problem(path, line, column, f"{field}: {error.message}", _missing(error)))
+    for problem in sorted(problems, key=lambda p: (p.line, p.column)):
+        if problem.missing is None or problem.missing not in suggested:
+            yield problem._replace(missing=None)
+
+
+def _missing(error: jsonschema.ValidationError) -> tuple[str, ...] | None:
+    """For a missing required property, its path: a typo's suggestion may already name it."""
+    if error.validator != "required" or not isinstance(error.instance, Mapping):
+        return None
+    wanted = [name for name in error.validator_value if name not in error.instance]
+    return (*map(str, error.absolute_path), wanted[0]) if len(wanted) == 1 else None
+
+
+def check_files(registry: Registry, files: Mapping[str, bytes], paths: Iterable[str] | None = None) -> list[Problem]:
+    """Every problem in the state files of a tree (only `paths` when given): what `validate` reports."""
+    chosen = files if paths is None else {p: files[p] for p in paths if p in files}
+    return [
+        problem
+        for path, content in sorted(chosen.items())
+        if locate_or_none(registry, path)
+        for problem in check_file(registry, path, content)
+    ]
+
+
+def locate_or_none(registry: Registry, path: str) -> bool:
+    """Whether a tree path is a state file at all (other files in tenant-state/, a README, are not checked)."""
+    return locate(registry, path) is not None
