@@ -20,15 +20,12 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from entra_gitops.emulator.protocol import GraphFault
+from entra_gitops.emulator.protocol import GraphFault, Request
 from entra_gitops.emulator.routes import Op, Route
 from entra_gitops.emulator.store import Tenant
 from entra_gitops.model.registry import ResourceType
-
-if TYPE_CHECKING:
-    from entra_gitops.emulator.app import Request
 
 # directoryobject-get's permissions table: Directory.Read.All, nothing narrower, for any directory object;
 # the object's own type's read permission reads it too (user-get, group-get, ...).

@@ -1,4 +1,4 @@
-"""Graph's wire conventions the emulator answers with: error bodies, headers, context URLs."""
+"""Graph's wire conventions: requests as handlers see them, replies, error bodies, headers, context URLs."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entra_gitops.model.ids import utc_text
+
+if TYPE_CHECKING:
+    from entra_gitops.emulator.limits import FaultRule
 
 JSON_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 
@@ -66,6 +69,19 @@ def new_request_id() -> str:
 
 
 @dataclass(frozen=True)
+class Request:
+    """One Graph request as the handlers see it (also a `$batch` sub-request)."""
+
+    method: str
+    path: str
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: Any
+    base_url: str
+    fault: FaultRule | None = None  # a paging fault (truncate, repeat-skiptoken) for the pager to apply
+
+
+@dataclass(frozen=True)
 class Reply:
     """A handler's answer before it becomes an HTTP response."""
 
@@ -73,3 +89,23 @@ class Reply:
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     text: str | None = None
+
+
+def error_reply(fault: GraphFault, client_request_id: str | None, request_id: str) -> Reply:
+    return Reply(fault.status, fault.body(client_request_id, request_id), dict(fault.headers))
+
+
+def context_url(request: Request, fragment: str) -> str:
+    """The @odata.context of a reply: the service's $metadata, then what the reply holds."""
+    return f"{request.base_url}/$metadata#{fragment}"
+
+
+def typed_entity(request: Request, fragment: str, odata_type: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """One object as a directory object is served: its context, then its own @odata.type, then the object."""
+    return {"@odata.context": context_url(request, fragment), "@odata.type": f"#{odata_type}", **obj}
+
+
+def object_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", "BadRequest")
+    return body
