@@ -9,80 +9,30 @@ identity. `drift` is the snapshot workflow's difference report against the revie
 from __future__ import annotations
 
 import json
-import re
 import sys
-from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 
 import click
 import git
 
-from entra_gitops import __version__
 from entra_gitops.cli.options import repo_option
 from entra_gitops.model.errors import ConfigError, ExitCode
 from entra_gitops.model.ids import GUID
 from entra_gitops.model.registry import default_registry
-from entra_gitops.model.settings import CONFIG_FILE, load_config
-from entra_gitops.report.diff import ReportScope, difference_report
+from entra_gitops.model.settings import load_config
 from entra_gitops.report.jsonout import render_json
 from entra_gitops.report.markdown import GITHUB_COMMENT_LIMIT, render_markdown
 from entra_gitops.report.text import render_text
-from entra_gitops.report.view import build_view, display_names
 from entra_gitops.state.gitstore import StateRepo
-from entra_gitops.state.sources import backup_state, resolve_reference, state_at
-from entra_gitops.workflow.permissions import NEVER_GRANT, Job, directory_roles_for, markdown_table, permissions_for
-
-_TOKEN = re.compile(r"@([A-Z][A-Z_]*)@")
-APPLY_ENVIRONMENT = "entra-gitops-apply"
-
-# Files of a new state repository -> their template under entra_gitops/templates/.
-TEMPLATES: Mapping[str, str] = {
-    CONFIG_FILE: "entra-gitops.yaml",
-    ".github/workflows/entra-gitops-snapshot.yml": "workflows/entra-gitops-snapshot.yml",
-    ".github/workflows/entra-gitops-plan.yml": "workflows/entra-gitops-plan.yml",
-    ".github/workflows/entra-gitops-apply.yml": "workflows/entra-gitops-apply.yml",
-    ".pre-commit-config.yaml": "pre-commit-config.yaml",
-    "README.md": "README.md",
-    ".gitignore": "gitignore",
-}
-
-
-def _template(name: str) -> str:
-    return (resources.files("entra_gitops") / "templates" / name).read_text(encoding="utf-8")
-
-
-def _fill(text: str, values: Mapping[str, str], name: str) -> str:
-    def value(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise KeyError(f"template {name} uses @{key}@, which init does not fill")
-        return values[key]
-
-    return _TOKEN.sub(value, text)
-
-
-def never_grant_markdown() -> str:
-    return "\n".join(f"**Never grant `{p}`** to either identity: {why}." for p, why in NEVER_GRANT.items())
-
-
-def scaffold_files(
-    tenant_id: str, client_id: str | None, apply_client_id: str | None, default_branch: str, package: str | None = None
-) -> dict[str, str]:
-    """The files of a new state repository, by path, rendered from the package's templates."""
-    types = tuple(default_registry())
-    values = {
-        "TENANT_ID": tenant_id,
-        "CLIENT_ID": client_id or "<read-app-client-id>",
-        "APPLY_CLIENT_ID": apply_client_id or "<apply-app-client-id>",
-        "DEFAULT_BRANCH": default_branch,
-        "VERSION": __version__,
-        "PACKAGE": package or f"entra-gitops=={__version__}",
-        "SNAPSHOT_PERMISSIONS": markdown_table(types, Job.SNAPSHOT),
-        "APPLY_PERMISSIONS": markdown_table(types, Job.APPLY),
-        "NEVER_GRANT": never_grant_markdown(),
-    }
-    return {path: _fill(_template(name), values, name) for path, name in TEMPLATES.items()}
+from entra_gitops.workflow.drift import drift_since
+from entra_gitops.workflow.permissions import (
+    NEVER_GRANT,
+    Job,
+    directory_roles_for,
+    permissions_document,
+    permissions_for,
+)
+from entra_gitops.workflow.scaffold import APPLY_ENVIRONMENT, scaffold_files, write_scaffold
 
 
 def _guid(value: str | None, option: str) -> str | None:
@@ -152,41 +102,13 @@ def init_command(
         _branch(default_branch),
         package,
     )
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"{directory} is not a directory")
-    blocked = [path for path in files if (directory / path).is_dir()]
-    if blocked:
-        raise ConfigError(f"{directory}: cannot write over the folder(s) {', '.join(blocked)}")
-    existing = [path for path in files if (directory / path).exists()]
-    if existing and not force:
-        raise ConfigError(
-            f"{directory}: {len(existing)} file(s) exist already, nothing was written: {', '.join(existing)}",
-            hint="--force overwrites them",
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        repo = git.Repo(directory)
-        created_repo = False
-    except git.InvalidGitRepositoryError:
-        repo = git.Repo.init(directory, initial_branch=default_branch)
-        created_repo = True
-    for path, text in files.items():
-        target = directory / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(text.encode("utf-8"))
-    load_config(directory)  # what was written must load; a template bug is caught here, not in a workflow
-
-    where = "a new git repository" if created_repo else "the git repository"
+    done = write_scaffold(directory, files, force=force, default_branch=default_branch)
+    where = "a new git repository" if done.created_repo else "the git repository"
     click.echo(f"Scaffolded an entra-gitops state repository for tenant {tenant} in {where} {directory}:")
     for path in files:
-        click.echo(f"  {'overwrote' if path in existing else 'wrote'} {path}")
-    if not created_repo:
-        try:
-            branch = repo.active_branch.name
-        except TypeError:
-            branch = None
-        if branch and branch != default_branch:
-            click.echo(f"Note: the workflows treat {default_branch!r} as the baseline; this clone is on {branch!r}.")
+        click.echo(f"  {'overwrote' if path in done.overwritten else 'wrote'} {path}")
+    if done.branch and done.branch != default_branch:
+        click.echo(f"Note: the workflows treat {default_branch!r} as the baseline; this clone is on {done.branch!r}.")
     click.echo("")
     click.echo("Next steps (README.md explains each one):")
     steps = [
@@ -227,28 +149,7 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
     types = tuple(default_registry())
     jobs = [Job(job_name)] if job_name else list(Job)
     if output_format == "json":
-        document = {
-            "scope": [t.name for t in types],
-            "jobs": {
-                job.value: [{"permission": p, "reasons": list(r)} for p, r in permissions_for(types, job)]
-                for job in jobs
-            },
-            "neverGrant": [{"permission": p, "reason": why} for p, why in NEVER_GRANT.items()],
-            "directoryRoles": [
-                {
-                    "type": w.type_name,
-                    "operations": list(w.requirement.operations),
-                    "properties": list(w.requirement.properties),
-                    "target": w.requirement.target,
-                    "roles": list(w.requirement.roles),
-                    "context": w.requirement.context,
-                    "reason": w.requirement.reason,
-                }
-                for job in jobs
-                for w in directory_roles_for(types, job)
-            ],
-        }
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps(permissions_document(types, jobs), indent=2))
         return
     for job in jobs:
         granted = permissions_for(types, job)
@@ -313,20 +214,7 @@ def drift_command(
     """
     registry = default_registry()
     registry.select(list(type_names))
-    store = StateRepo.open(repo)
-    backup = store.resolve_backup(backup_id)
-    label, commit, types = resolve_reference(store, baseline)
-    before = state_at(store, registry, commit, types)
-    after = backup_state(store, registry, backup)
-    report = difference_report(
-        registry,
-        before,
-        after,
-        backup_name=label,
-        against_name=backup.name,
-        scope=ReportScope(tuple(type_names), ()),
-    )
-    view = build_view(report, display_names(before, after))
+    report, view = drift_since(StateRepo.open(repo), registry, baseline, backup_id, tuple(type_names))
     if output_format == "markdown":
         text = render_markdown(view, limit=max_chars)
     elif output_format == "json":

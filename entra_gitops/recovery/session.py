@@ -18,8 +18,10 @@ from entra_gitops.model.ids import fold_id, utc_text
 from entra_gitops.model.registry import Registry
 from entra_gitops.model.settings import Config
 from entra_gitops.model.tenant import Lifecycle, SourceKind, TenantState
-from entra_gitops.recovery.apply import JournalEvent, PlanFileError, read_live_for, touched_objects, verify_plan
+from entra_gitops.recovery.errors import PlanFileError
+from entra_gitops.recovery.journal import JournalEvent
 from entra_gitops.recovery.plan import Plan, PlanOptions, build_plan, with_checksum
+from entra_gitops.recovery.recheck import read_live_for, touched_objects, verify_plan
 from entra_gitops.recovery.safety import GUARD_TYPES, Assessment, Context, assess, break_glass_ids, resolve_protected
 from entra_gitops.report.diff import ReportScope, difference_report
 from entra_gitops.state.gitstore import StateRepo

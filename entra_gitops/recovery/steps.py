@@ -204,7 +204,7 @@ def derive_request(
             return Request("POST", graph_path(prop.link.add_path, id=write.object_id), reference)
         return Request("DELETE", graph_path(prop.link.remove_path, id=write.object_id, linkId=write.target))
     if not write.changes:
-        raise StepError(f"a {step.value} step must change at least one property")
+        raise StepError(f"an {step.value} step must change at least one property")
     if step is Step.ACTION:
         (name, _, after), *more = write.changes
         prop = _recover_property(rtype, name)

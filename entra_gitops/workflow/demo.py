@@ -1,11 +1,13 @@
-"""The demo's story: realistic drift made through Graph, the way an administrator's mistakes arrive."""
+"""The demo's story: its repository's settings, and realistic drift made through Graph, as mistakes arrive."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.model.registry import ThrottleScope
+from entra_gitops.model.settings import DEFAULT_CONFIG_TEXT
 
 CA = ThrottleScope.CONDITIONAL_ACCESS
 
@@ -66,3 +68,16 @@ async def make_drift(client: GraphClient) -> list[DriftStep]:
     created = (await client.send("POST", "applications", body=app)).json()
     steps.append(DriftStep(f"Created the application {app['displayName']!r}", created["id"]))
     return steps
+
+
+def demo_settings(users: Iterable[Mapping[str, Any]]) -> str:
+    """The demo repository's settings: the defaults, with the demo tenant's break-glass accounts named."""
+    accounts = sorted(
+        str(user.get("userPrincipalName"))
+        for user in users
+        if str(user.get("displayName", "")).startswith("Break Glass")
+    )
+    if not accounts:
+        return DEFAULT_CONFIG_TEXT
+    listed = "".join(f"  - {account}\n" for account in accounts)
+    return DEFAULT_CONFIG_TEXT + f"# The demo tenant's emergency access accounts.\nbreakGlass:\n{listed}"

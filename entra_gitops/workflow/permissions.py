@@ -16,6 +16,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from entra_gitops.model.errors import SchemaError
 from entra_gitops.model.registry import (
@@ -36,6 +37,7 @@ __all__ = [
     "directory_roles_for",
     "markdown_table",
     "needs_of",
+    "permissions_document",
     "permissions_for",
 ]
 
@@ -156,3 +158,28 @@ def markdown_table(types: Iterable[str | ResourceType], purpose: Job | str) -> s
     for permission, reasons in permissions_for(types, purpose):
         lines.append(f"| `{permission}` | " + "<br>".join(reasons) + " |")
     return "\n".join(lines)
+
+
+def permissions_document(types: tuple[ResourceType, ...], jobs: Iterable[Job]) -> dict[str, Any]:
+    """The permissions of `jobs` for `types` as JSON: each one's reasons, what never to grant, the directory roles."""
+    jobs = tuple(jobs)
+    return {
+        "scope": [t.name for t in types],
+        "jobs": {
+            job.value: [{"permission": p, "reasons": list(r)} for p, r in permissions_for(types, job)] for job in jobs
+        },
+        "neverGrant": [{"permission": p, "reason": why} for p, why in NEVER_GRANT.items()],
+        "directoryRoles": [
+            {
+                "type": w.type_name,
+                "operations": list(w.requirement.operations),
+                "properties": list(w.requirement.properties),
+                "target": w.requirement.target,
+                "roles": list(w.requirement.roles),
+                "context": w.requirement.context,
+                "reason": w.requirement.reason,
+            }
+            for job in jobs
+            for w in directory_roles_for(types, job)
+        ],
+    }

@@ -1,0 +1,79 @@
+"""The emulator command: a local Microsoft Graph v1.0 served on loopback until interrupted."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("emulator")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on (never a public one)."
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port; 0 picks a free one."
+)
+@click.option(
+    "--seed",
+    default="demo",
+    show_default=True,
+    help="'demo', a seed file (.json/.yaml in Graph's shapes), or 'synthetic:users=N,groups=N,apps=N,...'.",
+)
+@click.option(
+    "--latency-ms", type=click.IntRange(0, 60000), default=0, show_default=True, help="Delay added to every response."
+)
+@click.option(
+    "--faults",
+    default="",
+    help="Inject faults: RULE[;RULE...], each an action (STATUS, truncate=N, repeat-skiptoken, expire-token), "
+    "delay=SECONDS, or both, with every=N, first=N, p=P, path=GLOB, method=M (and retry-after=N|none, after-commit "
+    "with a STATUS), e.g. '429,every=5,retry-after=none;delay=2,path=users*'. See the README's 'Faults and limits'.",
+)
+@click.option(
+    "--throttle", is_flag=True, help="Enforce Graph's documented limits (resource units, writes, Conditional Access)."
+)
+@click.option(
+    "--throttle-scale",
+    type=click.FloatRange(0.001, 1000),
+    default=1.0,
+    show_default=True,
+    help="Multiply every enforced limit.",
+)
+def emulator_command(
+    host: str, port: int, seed: str, latency_ms: int, faults: str, throttle: bool, throttle_scale: float
+) -> None:
+    """Serve a local Microsoft Graph v1.0 emulator until interrupted.
+
+    It prints its base URL when ready; pass that URL as --graph-url to entra-gitops or to any
+    Graph client. Every request needs a bearer token: an opaque one (entra-gitops's local token, or
+    'Authorization: Bearer local' with curl) may do everything; an unsigned JWT is held to the
+    permissions in its `roles` (or `scp`) claim, as Graph would. The tenant lives in memory and
+    starts from --seed.
+    """
+    from entra_gitops.emulator import create_emulator
+    from entra_gitops.emulator.server import listen, serve
+
+    # The port first: a busy one is said before a large synthetic tenant takes its time to seed.
+    sock = listen(host, port)
+    try:
+        app = create_emulator(
+            seed, throttle=throttle, throttle_scale=throttle_scale, faults=faults, latency_ms=latency_ms
+        )
+    except BaseException:
+        sock.close()
+        raise
+    counts = ", ".join(
+        f"{app.tenant.count(t)} {t.folder}" for t in app.registry if not t.singleton and t.parent is None
+    )
+    click.echo(f"Seeded tenant {app.tenant.tenant_id}: {counts}.", err=True)
+
+    def ready(url: str) -> None:
+        click.echo(url)
+        click.echo(f"Graph emulator listening; try: entra-gitops demo --graph-url {url}   (Ctrl+C stops)", err=True)
+        sys.stdout.flush()
+
+    try:
+        serve(app, host, port, ready, sock=sock)
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)

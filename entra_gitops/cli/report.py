@@ -1,0 +1,170 @@
+"""The report commands: diff (a backup against the live tenant or another commit) and validate (state files)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from entra_gitops.cli.graphopts import GraphOptions, ReadProgress, graph_options, with_graph
+from entra_gitops.cli.options import repo_option
+from entra_gitops.cli.output import add_to_job_summary, emit
+from entra_gitops.graph.client import GraphClient
+from entra_gitops.model.errors import ConfigError, ExitCode
+from entra_gitops.model.registry import default_registry
+from entra_gitops.model.settings import load_config
+from entra_gitops.model.tenant import TenantState
+from entra_gitops.recovery.session import check_ids, check_repository_tenant
+from entra_gitops.report.diff import ReportScope, difference_report
+from entra_gitops.report.jsonout import render_json
+from entra_gitops.report.markdown import render_markdown
+from entra_gitops.report.text import render_text
+from entra_gitops.report.view import ReportView, build_view, display_names
+from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.layout import STATE_DIR
+from entra_gitops.state.sources import backup_source, live_state, load_source, resolve_reference, state_at
+from entra_gitops.workflow.github import error_annotation, running_in_actions
+
+REPORT_FORMATS = ("text", "markdown", "json", "html")
+
+
+def render_report(view: ReportView, output_format: str, colour: bool) -> str:
+    """The report in the asked format; every format is made from the same view model."""
+    if output_format == "markdown":
+        return render_markdown(view)
+    if output_format == "json":
+        return render_json(view)
+    if output_format == "html":
+        from entra_gitops.report.html import render_html
+
+        return render_html(view)
+    return render_text(view, colour=colour)
+
+
+@click.command("diff")
+@graph_options
+@repo_option
+@click.option(
+    "--backup", "backup_id", default="latest", show_default=True, help="The backup to compare: its id, tag, or latest."
+)
+@click.option(
+    "--against",
+    default="live",
+    show_default=True,
+    help="'live' reads the tenant from Graph; a backup id, tag, branch or commit compares offline.",
+)
+@click.option("--type", "type_names", multiple=True, metavar="TYPE", help="Only this resource type (repeatable).")
+@click.option("--id", "object_ids", multiple=True, metavar="OBJECT_ID", help="Only this object (repeatable, no limit).")
+@click.option("--format", "output_format", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout."
+)
+@click.pass_context
+def diff_command(
+    ctx: click.Context,
+    graph: GraphOptions,
+    repo: Path,
+    backup_id: str,
+    against: str,
+    type_names: tuple[str, ...],
+    object_ids: tuple[str, ...],
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """Compare a backup with the live tenant (or another backup or commit), per property and per link.
+
+    Every changed object is classified (created after the backup, modified, soft-deleted,
+    restored after the backup, permanently deleted, changed on-premises) with the recovery action
+    it would get, and every changed property says whether recovery can write it back and why not.
+    Exit code 0: no differences in scope; 2: differences; 1: error.
+
+    \b
+    Examples:
+      entra-gitops diff                                   latest backup against the live tenant
+      entra-gitops diff --against 20261120T230000Z        two backups, offline
+      entra-gitops diff --type conditionalAccessPolicy --format markdown --output report.md
+    """
+    registry = default_registry()
+    types = registry.select(list(type_names))
+    store = StateRepo.open(repo)
+    config = load_config(store.root)
+    source = backup_source(store.resolve_backup(backup_id))
+    before = load_source(store, registry, source)
+    if against == "live":
+
+        async def read(client: GraphClient, progress: ReadProgress) -> TenantState:
+            await check_repository_tenant(client, store, config, registry)
+            return await live_state(client, registry, types, progress)
+
+        after = with_graph(graph, config, read)
+        label = "the live tenant"
+    else:
+        label, commit, against_types = resolve_reference(store, against)
+        after = state_at(store, registry, commit, against_types)
+    scope = ReportScope(tuple(type_names), tuple(object_ids))
+    check_ids(scope, before, after, source.label, label)
+    report = difference_report(
+        registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note
+    )
+    view = build_view(report, display_names(before, after))
+    emit(render_report(view, output_format, colour=output is None and sys.stdout.isatty()), output)
+    add_to_job_summary(render_markdown(view))
+    if not report.empty:
+        ctx.exit(ExitCode.CHANGES)
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def validate_command(paths: tuple[Path, ...]) -> None:
+    """Check state files: strict YAML, their type's schema, the id in the file name, canonical form.
+
+    PATHS are files or folders (default: tenant-state/ here). Every problem is printed as
+    file:line:column: message, and the exit code is 1 when there is any. This is the hook a state
+    repository's pre-commit runs.
+    """
+    from entra_gitops.state.validate import check_file
+
+    registry = default_registry()
+    if not paths and not Path(STATE_DIR).is_dir():
+        raise ConfigError(
+            f"no state files found: there is no {STATE_DIR}/ in {Path.cwd()}",
+            hint="run validate in a state repository, or give the files or folders to check",
+        )
+    places = paths or (Path(STATE_DIR),)
+    files = sorted(_state_files(places))
+    if not files:
+        # Nothing checked is not "all valid": a wrong folder must not pass a pre-commit or CI gate.
+        raise ConfigError(
+            f"no state files (*.yaml) found in {', '.join(str(p) for p in places)}",
+            hint="give a state repository's tenant-state/ folder or its files",
+        )
+    problems = []
+    for file in files:
+        relative = _state_relative(file)
+        problems.extend(check_file(registry, relative, file.read_bytes()))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+        if running_in_actions():
+            click.echo(error_annotation(problem.message, file=problem.path, line=problem.line, column=problem.column))
+    if problems:
+        click.echo(
+            f"{len(problems)} problem(s) in {len({p.path for p in problems})} of {len(files)} file(s).", err=True
+        )
+        raise click.exceptions.Exit(ExitCode.ERROR)
+    click.echo(f"{len(files)} state file(s) valid.")
+
+
+def _state_files(paths: tuple[Path, ...]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.rglob("*.yaml")) if path.is_dir() else [path])
+    return found
+
+
+def _state_relative(file: Path) -> str:
+    """The path from tenant-state/ on, as the layout names it, wherever the repository is."""
+    parts = file.resolve().parts
+    if STATE_DIR in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index(STATE_DIR) :])
+    return file.as_posix()

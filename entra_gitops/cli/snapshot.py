@@ -1,0 +1,162 @@
+"""The backup commands: snapshot (read the tenant and commit it as a tagged backup), backups, unlock."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from entra_gitops.cli.graphopts import GraphOptions, describe_stats, graph_options, with_graph
+from entra_gitops.cli.options import repo_option, utc_now
+from entra_gitops.cli.output import warn
+from entra_gitops.model.ids import utc_text
+from entra_gitops.model.registry import Registry, default_registry
+from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
+from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.lock import clear, exclusive
+from entra_gitops.state.snapshot import SnapshotOutcome, take_snapshot
+
+
+def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry) -> list[str]:
+    """The summary a person reads after a snapshot."""
+    backup = outcome.backup
+    lines = [f"Note: {note}." for note in outcome.notes]
+    if outcome.created_commit:
+        lines.append(f"Backup {backup.name} on new commit {backup.commit[:10]}.")
+    else:
+        lines.append(f"Backup {backup.name} on commit {backup.commit[:10]}: nothing changed since the last snapshot.")
+    width = max(len(n) for n in registry.names)
+    lines.append(f"  {'type':<{width}}  {'objects':>7}  {'deleted':>7}  changed files")
+    for name in sorted(backup.counts):
+        added, modified, removed = outcome.changes_by_type.get(name, (0, 0, 0))
+        changed = f"+{added} ~{modified} -{removed}" if added or modified or removed else "-"
+        lines.append(f"  {name:<{width}}  {backup.counts[name]:>7}  {backup.deleted.get(name, 0):>7}  {changed}")
+    if not backup.complete:
+        lines.append("This backup covers only the types asked for (--type), so it is marked incomplete.")
+    for redaction in outcome.redactions:
+        lines.append(
+            f"warning: redacted a value that looked like a client secret: {redaction.type_name} "
+            f"{redaction.object_id} {redaction.path}"
+        )
+    if outcome.pruned:
+        lines.append(f"Retention removed {len(outcome.pruned)} older backup tag(s): {', '.join(outcome.pruned)}.")
+    lines.append(f"Read with {describe_stats(outcome.stats, elapsed)}.")
+    return lines
+
+
+@click.command("snapshot")
+@graph_options
+@repo_option
+@click.option(
+    "--type",
+    "type_names",
+    multiple=True,
+    metavar="TYPE",
+    help="Only this resource type (repeatable); such a backup is marked incomplete. Default: every type.",
+)
+@click.option(
+    "--accept-shrink",
+    "accept_shrink",
+    multiple=True,
+    metavar="TYPE",
+    help="Commit the read although TYPE shrank past shrinkGuard (or read empty) against the last complete "
+    "backup: for objects that really are gone (repeatable).",
+)
+def snapshot_command(
+    graph: GraphOptions, repo: Path, type_names: tuple[str, ...], accept_shrink: tuple[str, ...]
+) -> None:
+    """Read the tenant and commit it to tenant-state/, tagged as backup/<UTC time>.
+
+    Graph must be the tenant the repository holds (tenantId in entra-gitops.yaml; the first snapshot
+    records it). Every type in scope is read first (live objects, soft-deleted objects, links); only
+    when all reads succeeded are the files written, committed and tagged. A type whose live objects
+    shrank by more than shrinkGuard (default half) against the last complete backup is a suspect
+    read: no commit, no tag, exit 1, unless --accept-shrink TYPE. An unchanged tenant gets a new tag
+    on the same commit. Older backup tags beyond `retention` (default 5) are removed; their commits
+    stay in history. A missing repository is created.
+
+    \b
+    Examples:
+      entra-gitops snapshot --repo ./tenant
+      entra-gitops snapshot --graph-url http://127.0.0.1:8080/v1.0 --type user --type group
+      entra-gitops snapshot --accept-shrink user          after removing many users on purpose
+    Exit 0 backed up, 1 error (nothing committed or tagged).
+    """
+    registry = default_registry()
+    types = registry.select(list(type_names))
+    accepted = frozenset(t.name for t in registry.select(list(accept_shrink))) if accept_shrink else frozenset()
+    store = StateRepo.open(repo, create=True, initial_files={CONFIG_FILE: DEFAULT_CONFIG_TEXT.encode()})
+    config = load_config(store.root)
+    started = time.monotonic()
+    with exclusive(Path(store.repo.git_dir), "snapshot", notice=warn):
+        outcome = with_graph(
+            graph,
+            config,
+            lambda client, progress: take_snapshot(
+                client, store, registry, types, config, utc_now(), progress, accepted
+            ),
+        )
+    for line in snapshot_report(outcome, time.monotonic() - started, registry):
+        click.echo(line)
+
+
+@click.command("backups")
+@repo_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def backups_command(repo: Path, output_format: str) -> None:
+    """List the backups in a state repository, newest first."""
+    store = StateRepo.open(repo)
+    found = store.backups()
+    if output_format == "json":
+        rows = [
+            {
+                "id": b.id,
+                "tag": b.name,
+                "time": utc_text(b.time),
+                "commit": b.commit,
+                "tenant": b.tenant,
+                "complete": b.complete,
+                "counts": dict(b.counts),
+                "deleted": dict(b.deleted),
+            }
+            for b in found
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not found:
+        click.echo(f"No backups in {store.root} yet: run 'entra-gitops snapshot --repo {repo}'.")
+        return
+    click.echo(f"{'backup':<17}  {'time (UTC)':<19}  {'commit':<10}  {'objects':>7}  complete")
+    for b in found:
+        when = b.time.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"{b.id:<17}  {when:<19}  {b.commit[:10]:<10}  {sum(b.counts.values()):>7}  {'yes' if b.complete else 'no'}"
+        )
+
+
+@click.command("unlock")
+@repo_option
+@click.option(
+    "--force",
+    "lock_id",
+    metavar="LOCK-ID",
+    default=None,
+    help="Clear the lock with this id although its holder looks alive (the id is in the refusal).",
+)
+def unlock_command(repo: Path, lock_id: str | None) -> None:
+    """Clear the lock of a snapshot or apply that is gone.
+
+    A holder that is alive on this host (or a lock from another host younger than six hours) is
+    not cleared: the refusal names its lock id, and `--force LOCK-ID` clears exactly that lock, as
+    Terraform's force-unlock does. A lock whose run is gone is also taken over by the next run.
+
+    \b
+    Examples:
+      entra-gitops unlock
+      entra-gitops unlock --force 3f9c2a1b7d4e6f80
+    """
+    store = StateRepo.open(repo)
+    holder = clear(Path(store.repo.git_dir), lock_id)
+    click.echo(f"Cleared the lock held by {holder.describe()}." if holder else "There was no lock.")

@@ -1,0 +1,77 @@
+"""Recovery history: one record per apply, committed under history/ and read back newest first."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from entra_gitops.model import canonical
+from entra_gitops.model.errors import StateFileError
+from entra_gitops.recovery.outcome import ApplyOutcome
+from entra_gitops.recovery.plan import Plan
+from entra_gitops.recovery.steps import LINK_STEPS
+from entra_gitops.state.gitstore import StateRepo
+
+HISTORY_DIR = "history"
+
+
+def history_record(plan: Plan, outcome: ApplyOutcome) -> dict[str, Any]:
+    """What recovery history keeps of one apply (no request bodies: they are in the plan)."""
+    applied = [plan.writes[i] for i in outcome.applied]
+    return {
+        "id": f"{outcome.started.translate(str.maketrans('', '', '-:.'))}-{plan.checksum.removeprefix('sha256:')[:12]}",
+        "status": outcome.status.value,
+        "backup": plan.backup,
+        "backupCommit": plan.backup_commit,
+        "source": plan.kind.value,
+        "tenant": plan.tenant,
+        "planChecksum": plan.checksum,
+        "started": outcome.started,
+        "finished": outcome.finished,
+        "writes": len(plan.writes),
+        "written": len(applied),
+        "objectsModified": sorted({f"{w.type_name}/{w.object_id}" for w in applied}),
+        "linksModified": sum(1 for w in applied if w.step in LINK_STEPS),
+        "permanentlyDeleted": sorted({f"{w.type_name}/{w.object_id}" for w in applied if w.irreversible}),
+        "overrides": list(outcome.overrides),
+        "skippedStale": [f"{t}/{i}" for t, i in outcome.stale],
+        "failures": [f.record() for f in outcome.failures],
+        "warnings": list(outcome.warnings),
+    }
+
+
+def record_history(store: StateRepo, plan: Plan, outcome: ApplyOutcome, when: dt.datetime) -> str:
+    """Commit one apply's history record to the repository; returns the record's path."""
+    record = history_record(plan, outcome)
+    path = f"{HISTORY_DIR}/{record['id']}.yaml"
+    store.commit_files({path: canonical.dump(record)}, f"Recovery {record['status']}: {plan.backup}\n", when)
+    return path
+
+
+@dataclass(frozen=True)
+class History:
+    """The readable history records at HEAD, newest first, and a warning for each record that is not readable."""
+
+    records: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def plans(self) -> frozenset[str]:
+        """The checksums of the plans history has a record of."""
+        return frozenset(str(r.get("planChecksum")) for r in self.records)
+
+
+def read_history(store: StateRepo) -> History:
+    """Every readable recovery history record at HEAD, newest first; an unreadable one becomes a warning."""
+    records, warnings = [], []
+    for path, content in store.read_files("HEAD", HISTORY_DIR).items():
+        if not path.endswith(".yaml"):
+            continue
+        try:
+            records.append(canonical.load(content, path))
+        except StateFileError as err:
+            # One damaged file must not hide the others, nor block every later apply (which reads them all).
+            warnings.append(f"skipped {err}: not a readable recovery record")
+    records.sort(key=lambda r: str(r.get("started")), reverse=True)
+    return History(tuple(records), tuple(warnings))
