@@ -7,6 +7,7 @@ pytest-asyncio is not used; `run` drives one coroutine on its own event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import pytest
@@ -31,12 +32,36 @@ from entra_gitops.model.registry import default_registry
 # The emulators here do not throttle, so the client's 1 request/s pacing of Conditional Access would only
 # make every run wait; subprocesses inherit this too. Tests of pacing build their own Limiter.
 os.environ.setdefault("ENTRA_GITOPS_CA_PACE_SECONDS", "0")
+# A shell's background job starts with SIGINT ignored, and children inherit that: the interrupt tests would
+# then test nothing. Python's own handler here makes every child start with the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 HOST = "http://127.0.0.1"
 ENTRA_GITOPS = [sys.executable, "-m", "entra_gitops"]  # the installed CLI, whichever environment runs the tests
 BASE_URL = f"{HOST}/v1.0"
 
 T = TypeVar("T")
+
+# Graph's v1.0 metadata (CSDL), which the schema and emulator fidelity tests check against; .ci/run names it.
+GRAPH_METADATA_ENV = "ENTRA_GITOPS_GRAPH_METADATA"
+DEFAULT_GRAPH_METADATA = Path(__file__).resolve().parents[2] / "shared/graph/graph-v1.0-metadata.xml"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """A check this machine cannot run: skipped on a workstation, failed under CI (env CI set), where every check
+    must run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: this check may not be skipped)")
+    pytest.skip(reason)
+
+
+def graph_metadata_file() -> Path:
+    """Graph's v1.0 metadata: $ENTRA_GITOPS_GRAPH_METADATA, else shared/graph/ beside the checkout."""
+    path = Path(os.environ.get(GRAPH_METADATA_ENV) or DEFAULT_GRAPH_METADATA)
+    if not path.is_file():
+        skip_or_fail(f"Graph v1.0 metadata not found at {path} (set {GRAPH_METADATA_ENV} to its path)")
+    return path
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -226,15 +251,57 @@ def serve_emulator(*extra: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def served_emulator() -> Iterator[str]:
-    """The demo tenant served over HTTP by a separate emulator process."""
+def emulator_process() -> Iterator[str]:
+    """The demo tenant served over HTTP by a separate `entra-gitops emulator` process (tests of that command)."""
     yield from serve_emulator("--seed", "demo")
 
 
+@contextlib.contextmanager
+def served(
+    seed: Mapping[str, Any] | None = None, *, faults: str = "", latency_ms: int = 0
+) -> Iterator[tuple[str, Emulator]]:
+    """An emulator of `seed` (default: the demo tenant) served over loopback HTTP from a thread of this process:
+    its Graph URL and the app. Real HTTP for real clients (the CLI in process or in a subprocess), without the
+    second an emulator process takes to start."""
+    from entra_gitops.emulator.limits import Faults, parse_faults
+    from entra_gitops.emulator.server import serving
+
+    tenant = demo_tenant() if seed is None else SeedLoader(default_registry(), dict(seed), "test").load()
+    app = Emulator(tenant, faults=Faults(parse_faults(faults)) if faults else None, latency_ms=latency_ms)
+    with serving(app) as url:
+        yield url, app
+
+
 @pytest.fixture
-def served_slow_emulator() -> Iterator[str]:
-    """The demo tenant served with 200 ms per response, so a run can be interrupted midway."""
-    yield from serve_emulator("--seed", "demo", "--latency-ms", "200")
+def served_emulator() -> Iterator[str]:
+    """A fresh demo tenant served over loopback HTTP (from this process) for one test."""
+    with served() as (url, _):
+        yield url
+
+
+def run_main(
+    *args: Any, input: str | None = None, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command line through main(), the console script's own entry point, in this process: exit code, stdout
+    and stderr as `subprocess.run([*ENTRA_GITOPS, ...])` gives them, without the half second a new interpreter
+    takes. A real process is for what only a process shows: signals, a terminal, a kill, interpreter-exit noise."""
+    from click.testing import CliRunner
+
+    from entra_gitops.cli.main import main
+
+    argv = [str(a) for a in args]
+    code: object = 0
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() makes SIGTERM unwind; this process keeps its own handler
+    with CliRunner().isolation(input=input, env=env) as (stdout, stderr, _):
+        try:
+            main(argv)
+        except SystemExit as done:
+            code = done.code
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
+        out, err = stdout.getvalue().decode(), stderr.getvalue().decode()
+    returncode = code if isinstance(code, int) else 0 if code is None else 1
+    return subprocess.CompletedProcess([*ENTRA_GITOPS, *argv], int(returncode), out, err)
 
 
 def take_snapshot_of(app: Emulator, store: Any, when: Any, config: Any = None, types: tuple[str, ...] = ()) -> Any:
@@ -264,6 +331,12 @@ def demo_state() -> Any:
 
     registry = default_registry()
     return with_graph(Emulator(demo_tenant()), lambda client: live_state(client, registry, tuple(registry)))
+
+
+@pytest.fixture(scope="session")
+def demo() -> Any:
+    """`demo_state()` as a fixture, for the tests of the pure core that edit it by hand."""
+    return demo_state()
 
 
 def git(repo: Path, *args: str) -> str:

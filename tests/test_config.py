@@ -9,7 +9,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from entra_gitops.cli.workflow import scaffold_files
 from entra_gitops.model.errors import ConfigError
 from entra_gitops.model.registry import default_registry, schemas_dir
 from entra_gitops.model.settings import (
@@ -26,6 +25,7 @@ from entra_gitops.model.settings import (
     parse_config,
     set_tenant_id,
 )
+from entra_gitops.workflow.scaffold import scaffold_files
 
 TENANT = "8d3b6f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 OTHER_TENANT = "11111111-2222-4333-8444-555555555555"

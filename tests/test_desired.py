@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
-from conftest import ENTRA_GITOPS
+from conftest import git
+from conftest import run_main as run_cli
 
 from entra_gitops.graph.client import connect
 
 POLICIES = "tenant-state/conditionalAccessPolicies"
-
-
-def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ENTRA_GITOPS, *map(str, args)], capture_output=True, text=True, timeout=120)
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=Admin", "-c", "user.email=admin@example.com", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    )
 
 
 def live_state_of(url: str, policy_id: str) -> str:
@@ -35,9 +22,8 @@ def live_state_of(url: str, policy_id: str) -> str:
     return asyncio.run(read())
 
 
-def test_a_reviewed_edit_of_the_files_is_planned_and_applied(tmp_path: Path, served_emulator: str) -> None:
-    repo = tmp_path / "state"
-    assert run_cli("snapshot", "--repo", repo, "--graph-url", served_emulator).returncode == 0
+def test_a_reviewed_edit_of_the_files_is_planned_and_applied(repo: Path, tmp_path: Path, served_emulator: str) -> None:
+    # `repo` holds a backup of the demo tenant, as served_emulator serves it.
     disabled = next(p for p in sorted((repo / POLICIES).iterdir()) if "\nstate: disabled\n" in p.read_text())
     policy_id = disabled.stem
     # An administrator re-enables the policy in a pull request: the desired state is that commit.
@@ -73,9 +59,7 @@ def test_a_reviewed_edit_of_the_files_is_planned_and_applied(tmp_path: Path, ser
     assert again.returncode == 0, again.stdout
 
 
-def test_desired_and_backup_together_are_refused(tmp_path: Path, served_emulator: str) -> None:
-    repo = tmp_path / "state"
-    assert run_cli("snapshot", "--repo", repo, "--graph-url", served_emulator, "--type", "organization").returncode == 0
+def test_desired_and_backup_together_are_refused(repo: Path, served_emulator: str) -> None:
     result = run_cli("plan", "--repo", repo, "--graph-url", served_emulator, "--desired", "HEAD", "--backup", "latest")
     assert result.returncode == 1
     assert "--desired and --backup" in result.stderr

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from conftest import ENTRA_GITOPS
+from conftest import run_main as run_cli
 
 from entra_gitops.cli.main import cli
 from entra_gitops.graph.client import connect
@@ -270,15 +269,9 @@ def test_text_has_terraform_symbols_and_colour_only_when_asked() -> None:
 # -- the command against the demo tenant -------------------------------------------------------
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ENTRA_GITOPS, *args], capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture
-def drifted(tmp_path: Path, served_emulator: str) -> tuple[Path, str]:
-    """A repository with a backup of the demo tenant, and the tenant drifted since through Graph."""
-    repo = tmp_path / "state"
-    assert run_cli("snapshot", "--repo", str(repo), "--graph-url", served_emulator).returncode == 0
+def drifted(repo: Path, served_emulator: str) -> tuple[Path, str]:
+    """A backup of the demo tenant (conftest's `repo`), and the tenant drifted since through Graph."""
 
     async def drift() -> None:
         async with connect(served_emulator) as client:
@@ -340,9 +333,7 @@ def test_diff_between_two_backups_works_offline(drifted: tuple[Path, str], tmp_p
     assert "No differences" in same.stdout
 
 
-def test_diff_with_no_drift_exits_0(tmp_path: Path, served_emulator: str) -> None:
-    repo = tmp_path / "state"
-    assert run_cli("snapshot", "--repo", str(repo), "--graph-url", served_emulator).returncode == 0
+def test_diff_with_no_drift_exits_0(repo: Path, served_emulator: str) -> None:
     result = run_cli("diff", "--repo", str(repo), "--graph-url", served_emulator)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No differences" in result.stdout

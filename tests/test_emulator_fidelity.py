@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +36,7 @@ from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.models.user import User
 from msgraph_core import PageIterator
-from test_schema_metadata import METADATA_ENV, GraphModel, graph_name, metadata_path
+from test_schema_metadata import GraphModel, graph_model, graph_name
 
 from entra_gitops.emulator import Emulator
 from entra_gitops.graph.client import BatchRequest, GraphClient
@@ -235,10 +234,7 @@ def test_members_and_owners_parse_as_directory_objects_of_their_type(api: SyncGr
 
 @pytest.fixture(scope="module")
 def metadata() -> GraphModel:
-    path = metadata_path()
-    if not path.is_file():
-        pytest.skip(f"Graph v1.0 metadata not found at {path} (set {METADATA_ENV} to its path)")
-    return GraphModel(ET.parse(path).getroot())
+    return graph_model()
 
 
 def undeclared(graph: GraphModel, type_name: str, value: Any, path: str) -> Iterator[str]:

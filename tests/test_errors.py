@@ -26,7 +26,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from click.testing import CliRunner, Result
-from conftest import ENTRA_GITOPS, demo_seed, demo_tenant, git, serve_emulator
+from conftest import ENTRA_GITOPS, demo_seed, demo_tenant, git, served
 from tokens import TokenEndpoint
 
 from entra_gitops.cli.main import cli
@@ -131,6 +131,7 @@ def entra(folder: Path, *, refuse: bool) -> Iterator[Entra]:
 # -- signing in --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("authority", "reason"),
     [
@@ -373,11 +374,12 @@ def test_the_emulator_on_a_busy_port_says_so() -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "code", "word"), [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")]
 )
 def test_an_interrupt_is_one_line_and_its_own_exit_code(repo: Path, signum: int, code: int, word: str) -> None:
-    with contextlib.contextmanager(serve_emulator)("--seed", "demo", "--latency-ms", "2000") as url:
+    with served(latency_ms=1000) as (url, app):
         process = subprocess.Popen(
             [*ENTRA_GITOPS, "diff", "--repo", str(repo), "--graph-url", url],
             stdout=subprocess.PIPE,
@@ -385,7 +387,11 @@ def test_an_interrupt_is_one_line_and_its_own_exit_code(repo: Path, signum: int,
             text=True,
             env=clean_env(),
         )
-        time.sleep(3)  # started, and waiting on the slow emulator (a whole read takes over 10 s)
+        deadline = time.monotonic() + 60
+        while not app.request_count:  # started: its first request is in, and each answer takes a second
+            assert process.poll() is None and time.monotonic() < deadline, "the diff never reached the emulator"
+            time.sleep(0.01)
+        time.sleep(0.5)  # so the signal finds it waiting on the slow emulator, as a person's Ctrl+C would
         process.send_signal(signum)
         out, err = process.communicate(timeout=60)
     assert process.returncode == code, err

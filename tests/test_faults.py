@@ -249,6 +249,7 @@ def test_a_repeated_page_token_is_an_error_not_a_loop(tmp_path: Path) -> None:
 # -- throttling --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_throttled_read_without_retry_after_backs_off_and_succeeds(repo: Path) -> None:
     with graph(with_faults("429,first=2,retry-after=none,path=users")) as (url, _):
         result = run("snapshot", "--repo", repo, "--graph-url", url, "--type", "user")
@@ -275,9 +276,11 @@ def test_a_long_wait_is_said_aloud(repo: Path) -> None:
     assert "warning: waiting 6 s before retrying GET /v1.0/users: Graph answered 429" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_overall_deadline_gives_up_with_one_line(repo: Path) -> None:
     before = holdings(repo)
-    with graph(with_faults("delay=5,path=users")) as (url, _):
+    # Each answer takes 2 s, twice the deadline (the emulator's stop then waits out the answer it was holding).
+    with graph(with_faults("delay=2,path=users")) as (url, _):
         result = run("snapshot", "--repo", repo, "--graph-url", url, "--type", "user", "--timeout", "1")
     assert result.exit_code == 1 and "gave up after --timeout 1 s" in one_error(result)
     assert_intact(repo, before)
@@ -378,6 +381,7 @@ def test_a_stale_lock_is_taken_over(repo: Path) -> None:
     assert not lock_path(repo / ".git").exists()
 
 
+@pytest.mark.slow
 def test_two_snapshots_at_once_one_refused(repo: Path) -> None:
     with graph(with_faults("delay=2,path=organization")) as (url, _):
         first = start("snapshot", "--repo", repo, "--graph-url", url, "--type", "user")

@@ -167,6 +167,7 @@ def test_a_429_pauses_every_request_of_its_scope() -> None:
     assert min(ends) >= 1.0
 
 
+@pytest.mark.slow
 def test_conditional_access_reads_are_paced_to_one_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENTRA_GITOPS_CA_PACE_SECONDS", raising=False)  # Graph's pace, which conftest turns off
     app = create_emulator("demo")

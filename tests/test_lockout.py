@@ -112,6 +112,13 @@ def test_a_block_on_all_users_locks_out_an_account_it_does_not_exclude() -> None
     )
 
 
+def test_a_policy_without_a_display_name_is_named_by_its_id() -> None:
+    data = {k: v for k, v in thaw(policy().data).items() if k != "displayName"}
+    unnamed = ObjectState("conditionalAccessPolicy", POLICY, Lifecycle.ACTIVE, freeze(data))
+    lock = only(lockouts(tenant(user(), unnamed), (ACCOUNT,)))
+    assert lock.describe().startswith(f"Conditional Access policy {POLICY} would block break-glass account {BG_UPN}")
+
+
 def test_excluding_the_account_by_id_saves_it_whatever_the_case() -> None:
     excluded = policy(users={"includeUsers": ["All"], "excludeUsers": [BG.upper()]})
     assert lockouts(tenant(user(), excluded), (ACCOUNT,)) == ()

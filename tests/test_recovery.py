@@ -1,8 +1,11 @@
-"""Recovery end to end: the real CLI against a real emulator process, plans and applies on real git repositories.
+"""Recovery end to end: the real CLI against the emulator over loopback HTTP, plans and applies on real git
+repositories.
 
-Every test starts from one backup of the demo tenant (taken once, copied per test) and an emulator of its own;
-drift arrives through Graph, or through the emulator's seed when the emulator injects faults on the writes the
-drift would otherwise use up.
+Every test starts from one backup of the demo tenant (conftest's `repo`: taken once per module, copied per test)
+and an emulator of its own, served from a thread of this process; drift arrives through Graph, or through the
+emulator's seed when the emulator injects faults on the writes the drift would otherwise use up. The CLI runs
+through main() in process (`cli`); as a real process (`script`) where only one shows it: a script's missing
+terminal, a terminal's answer, a kill, and everything a whole process prints (the secrets test).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import getpass
 import json
 import os
 import pty
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,15 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ENTRA_GITOPS, demo_seed, serve_emulator
+from conftest import ENTRA_GITOPS, demo_seed, run_main, served
 from test_snapshot import KEY_MATERIAL, PASSWORD, SECRET_TEXT, STRAY, secret_seed
 
-from entra_gitops.recovery.apply import Journal, JournalEvent
+from entra_gitops.recovery.journal import Journal, JournalEvent
 from entra_gitops.recovery.plan import Request, Step, Write, compute_checksum
 from entra_gitops.state.lock import exclusive
 from entra_gitops.state.normalize import REDACTED
-
-emulator = contextlib.contextmanager(serve_emulator)
 
 SEED = demo_seed()
 USERS = {u["displayName"]: u for u in SEED["users"]}
@@ -57,8 +57,13 @@ NOT_RESENDABLE = {"restore", "create", "addLink", "removeLink", "softDelete", "d
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def cli(*args: Any, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The real command, as a script runs it: no terminal on any stream."""
+def cli(*args: Any) -> subprocess.CompletedProcess[str]:
+    """The real command line through main(), in process."""
+    return run_main(*args)
+
+
+def script(*args: Any, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real command as its own process, as a script runs it: no terminal on any stream."""
     return subprocess.run(
         [*ENTRA_GITOPS, *map(str, args)], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
@@ -122,16 +127,18 @@ def live(url: str) -> Iterator[Live]:
         graph.close()
 
 
-def plan(repo: Path, url: str, *extra: str, name: str = "plan.json", code: int = 0) -> tuple[Path, dict[str, Any]]:
+def plan(
+    repo: Path, url: str, *extra: str, name: str = "plan.json", code: int = 0, run: Any = cli
+) -> tuple[Path, dict[str, Any]]:
     """`entra-gitops plan -o`: the plan file and its JSON (`code` 3 for a plan saved but refused as unsafe)."""
     path = repo.parent / name
-    result = cli("plan", "--repo", repo, "--graph-url", url, "-o", path, *extra)
+    result = run("plan", "--repo", repo, "--graph-url", url, "-o", path, *extra)
     assert result.returncode == code, result.stdout + result.stderr
     return path, json.loads(path.read_text(encoding="utf-8"))
 
 
-def apply(repo: Path, url: str, plan_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return cli("apply", plan_file, "--repo", repo, "--graph-url", url, "--auto-approve", *extra)
+def apply(repo: Path, url: str, plan_file: Path, *extra: str, run: Any = cli) -> subprocess.CompletedProcess[str]:
+    return run("apply", plan_file, "--repo", repo, "--graph-url", url, "--auto-approve", *extra)
 
 
 def journal(repo: Path, *, while_written: bool = False) -> list[dict[str, Any]]:
@@ -178,29 +185,6 @@ def git(repo: Path, *args: str) -> str:
         text=True,
         check=True,
     ).stdout
-
-
-def seed_file(path: Path, seed: dict[str, Any]) -> str:
-    path.write_text(json.dumps(seed), encoding="utf-8")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def backup_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One backup of the demo tenant (the seed is deterministic, so it fits every fresh demo emulator)."""
-    repo = tmp_path_factory.mktemp("template") / "state"
-    with emulator("--seed", "demo") as url:
-        result = cli("snapshot", "--repo", repo, "--graph-url", url)
-    assert result.returncode == 0, result.stderr
-    return repo
-
-
-@pytest.fixture
-def repo(backup_template: Path, tmp_path: Path) -> Path:
-    """A private copy of the backed-up state repository."""
-    copy = tmp_path / "state"
-    shutil.copytree(backup_template, copy, symlinks=True)
-    return copy
 
 
 # -- every recovery action ----------------------------------------------------------------------
@@ -358,6 +342,7 @@ def test_single_object_recovery_and_detailed_exit_codes(repo: Path, served_emula
     assert cli("plan", "--repo", repo, "--graph-url", url, "--detailed-exitcode", *PEOPLE).returncode == 2
 
 
+@pytest.mark.slow
 def test_apply_asks_first_and_refuses_without_anyone_to_answer(repo: Path, served_emulator: str) -> None:
     url = served_emulator
     with live(url) as graph:
@@ -365,7 +350,7 @@ def test_apply_asks_first_and_refuses_without_anyone_to_answer(repo: Path, serve
         graph.write("PATCH", f"users/{KARI}", {"department": "Procurement"})
         plan_file, _ = plan(repo, url, *PEOPLE)
 
-        scripted = cli("apply", plan_file, "--repo", repo, "--graph-url", url)
+        scripted = script("apply", plan_file, "--repo", repo, "--graph-url", url)
         assert scripted.returncode == 1
         assert "pass --auto-approve" in scripted.stderr
         assert "Recovery plan to backup/" in scripted.stdout  # the plan is shown either way
@@ -675,7 +660,8 @@ def test_a_killed_apply_resumes_and_writes_each_change_exactly_once(repo: Path, 
     assert final.returncode == 0, final.stdout
 
 
-def test_throttled_and_timed_out_writes_apply_once(repo: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_throttled_and_timed_out_writes_apply_once(repo: Path) -> None:
     # The drift that needs PATCHes back is in the seed, so the test's own writes use none of the faults.
     seed = demo_seed()
     kari = next(u for u in seed["users"] if u["id"] == KARI)
@@ -691,7 +677,7 @@ def test_throttled_and_timed_out_writes_apply_once(repo: Path, tmp_path: Path) -
             "504,first=1,method=POST,after-commit,path=servicePrincipals/*/appRoleAssignedTo",
         ]
     )
-    with emulator("--seed", seed_file(tmp_path / "drifted.json", seed), "--faults", faults) as url, live(url) as graph:
+    with served(seed, faults=faults) as (url, _), live(url) as graph:
         assignment = graph.assignments()[0]
         graph.write("DELETE", f"users/{PER}")
         graph.write("DELETE", f"servicePrincipals/{RESOURCE}/appRoleAssignedTo/{assignment['id']}")
@@ -741,22 +727,25 @@ def test_throttled_and_timed_out_writes_apply_once(repo: Path, tmp_path: Path) -
 # -- secrets ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_the_plan_journal_or_history(tmp_path: Path) -> None:
     seed = secret_seed()
     app_id = seed["applications"][0]["id"]
     user_id = seed["users"][0]["id"]  # the one with a passwordProfile
     repo = tmp_path / "state"
-    with emulator("--seed", seed_file(tmp_path / "secrets.json", seed)) as url, live(url) as graph:
-        outputs = [cli("snapshot", "--repo", repo, "--graph-url", url)]
+    with served(seed) as (url, _), live(url) as graph:
+        outputs = [script("snapshot", "--repo", repo, "--graph-url", url)]
         assert outputs[0].returncode == 0, outputs[0].stderr
         graph.write("PATCH", f"applications/{app_id}", {"displayName": "Renamed", "notes": "moved to the vault"})
         graph.write("PATCH", f"users/{user_id}", {"department": "Procurement"})
 
-        plan_file, document = plan(repo, url, "--type", "application", "--type", "user")
-        outputs.append(cli("plan", "--repo", repo, "--graph-url", url, "--format", "markdown", "--type", "application"))
-        outputs.append(apply(repo, url, plan_file))
+        plan_file, document = plan(repo, url, "--type", "application", "--type", "user", run=script)
+        outputs.append(
+            script("plan", "--repo", repo, "--graph-url", url, "--format", "markdown", "--type", "application")
+        )
+        outputs.append(apply(repo, url, plan_file, run=script))
         assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
-        outputs.append(cli("history", "--repo", repo, "--format", "json"))
+        outputs.append(script("history", "--repo", repo, "--format", "json"))
         assert [r["status"] for r in json.loads(outputs[-1].stdout)] == ["succeeded"]
         assert graph.get(f"applications/{app_id}")["displayName"] == seed["applications"][0]["displayName"]
         # The backup holds a redaction marker, not the notes: it is never written back over the live value.

@@ -6,17 +6,16 @@ import base64
 import datetime as dt
 import hashlib
 import html
-import os
 import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
-from conftest import take_snapshot_of
+from conftest import skip_or_fail, take_snapshot_of
 
 from entra_gitops.emulator import create_emulator
 from entra_gitops.model.registry import default_registry
@@ -307,23 +306,16 @@ def test_rendering_is_pure_and_repeatable(drift: Drift) -> None:
 # -- the page in a real browser -----------------------------------------------------------------
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """CI must exercise the browser, so there a missing one fails; on a workstation it skips."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the browser test may not be skipped)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     for path in (CHROMIUM, CHROMEDRIVER):
         if not (Path(path).exists() and shutil.which(path)):
-            _unavailable(f"{path} is not installed (apt-get install chromium chromium-driver)")
+            skip_or_fail(f"{path} is not installed (apt-get install chromium chromium-driver)")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _unavailable("selenium is not installed (pip install '.[test]')")
+        skip_or_fail("selenium is not installed (pip install '.[test]')")
     options = webdriver.ChromeOptions()
     for flag in (
         "--headless",

@@ -11,11 +11,11 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from conftest import demo_seed, demo_state
+from conftest import demo_seed
 
 from entra_gitops.model.frozen import freeze, thaw
 from entra_gitops.model.ids import graph_path
-from entra_gitops.model.registry import default_registry
+from entra_gitops.model.registry import Registry, default_registry
 from entra_gitops.model.settings import BreakGlassEntry, Protected, SafetySettings
 from entra_gitops.model.tenant import Lifecycle, ObjectState, SourceKind, TenantState
 from entra_gitops.recovery.plan import Plan, PlanOptions, build_plan
@@ -104,12 +104,13 @@ def plan_for(
     kind: SourceKind = SourceKind.BACKUP,
     options: PlanOptions | None = None,
     scope: ReportScope | None = None,
+    registry: Registry = REGISTRY,
 ) -> Plan:
     scope = scope or ReportScope()
     options = options or PlanOptions()
-    report = difference_report(REGISTRY, source, live, backup_name="backup/test", against_name="live", scope=scope)
+    report = difference_report(registry, source, live, backup_name="backup/test", against_name="live", scope=scope)
     return build_plan(
-        REGISTRY, report, source, live, tool="test", tenant=None, backup_commit="0" * 40, created="now", kind=kind,
+        registry, report, source, live, tool="test", tenant=None, backup_commit="0" * 40, created="now", kind=kind,
         options=options,
     )  # fmt: skip
 
@@ -134,11 +135,6 @@ def steps(plan: Plan) -> list[tuple[str, str, str]]:
 
 def guards(assessment: Assessment) -> set[Guard]:
     return {r.guard for r in assessment.refusals}
-
-
-@pytest.fixture(scope="module")
-def demo() -> TenantState:
-    return demo_state()
 
 
 # -- build_plan ----------------------------------------------------------------------------------------

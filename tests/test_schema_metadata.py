@@ -6,8 +6,8 @@ shared/graph/graph-v1.0-metadata.xml (or the file named by ENTRA_GITOPS_GRAPH_ME
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,11 +15,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import graph_metadata_file
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.schema.json"))
-DEFAULT_METADATA = Path(__file__).resolve().parents[2] / "shared/graph/graph-v1.0-metadata.xml"
-METADATA_ENV = "ENTRA_GITOPS_GRAPH_METADATA"
 
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 GRAPH_NAMESPACE = "microsoft.graph"
@@ -158,16 +157,15 @@ class GraphModel:
         return name == base
 
 
-def metadata_path() -> Path:
-    return Path(os.environ.get(METADATA_ENV) or DEFAULT_METADATA)
+@functools.cache
+def graph_model() -> GraphModel:
+    """Graph's v1.0 metadata, parsed once per run (it is 3.5 MB); skipped without the file, failed under CI."""
+    return GraphModel(ET.parse(graph_metadata_file()).getroot())
 
 
 @pytest.fixture(scope="module")
 def graph() -> GraphModel:
-    path = metadata_path()
-    if not path.is_file():
-        pytest.skip(f"Graph v1.0 metadata not found at {path} (set {METADATA_ENV} to its path)")
-    return GraphModel(ET.parse(path).getroot())
+    return graph_model()
 
 
 # ---------------------------------------------------------------------------- schema walking

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import git
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import ENTRA_GITOPS, serve_emulator, take_snapshot_of
+from conftest import ENTRA_GITOPS, run_main, served, take_snapshot_of
 
 from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator, create_emulator
@@ -188,28 +188,27 @@ def test_a_dirty_tenant_state_is_refused_with_the_reason(tmp_path: Path) -> None
         snap(app, store, T0 + dt.timedelta(hours=1))
 
 
-def test_an_interrupted_snapshot_leaves_earlier_backups_untouched(tmp_path: Path, served_slow_emulator: str) -> None:
+@pytest.mark.slow
+def test_an_interrupted_snapshot_leaves_earlier_backups_untouched(tmp_path: Path) -> None:
     repo = tmp_path / "state"
-    first = subprocess.run(
-        [*ENTRA_GITOPS, "snapshot", "--repo", str(repo), "--graph-url", served_slow_emulator, "--type", "organization"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert first.returncode == 0, first.stderr
-    store = StateRepo.open(repo)
-    before = refs(store)
-    process = subprocess.Popen(
-        [*ENTRA_GITOPS, "snapshot", "--repo", str(repo), "--graph-url", served_slow_emulator],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        process.wait(timeout=1.5)
-    except subprocess.TimeoutExpired:
+    with served(latency_ms=200) as (url, app):  # 200 ms an answer, so the run can be interrupted midway
+        first = run_main("snapshot", "--repo", repo, "--graph-url", url, "--type", "organization")
+        assert first.returncode == 0, first.stderr
+        store = StateRepo.open(repo)
+        before = refs(store)
+        earlier = app.request_count
+        process = subprocess.Popen(
+            [*ENTRA_GITOPS, "snapshot", "--repo", str(repo), "--graph-url", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while app.request_count < earlier + 3:  # its tenant check is done and the reads have begun
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.01)
+        time.sleep(0.1)  # waiting on the slow emulator
         process.send_signal(2)  # SIGINT, as Ctrl+C sends
-    process.wait(timeout=30)
+        process.wait(timeout=30)
     assert process.returncode != 0
     assert refs(StateRepo.open(repo)) == before
 
@@ -268,9 +267,7 @@ def test_no_secret_reaches_files_history_or_output(tmp_path: Path) -> None:
 
 
 def test_no_secret_reaches_the_commands_output(tmp_path: Path) -> None:
-    seed = tmp_path / "secrets.json"
-    seed.write_text(json.dumps(secret_seed()), encoding="utf-8")
-    with contextlib.contextmanager(serve_emulator)("--seed", str(seed)) as url:
+    with served(secret_seed()) as (url, _):
         result = subprocess.run(
             [*ENTRA_GITOPS, "snapshot", "--repo", str(tmp_path / "state"), "--graph-url", url],
             capture_output=True,
@@ -349,10 +346,10 @@ def test_backups_in_a_folder_that_is_no_repository_is_one_clear_error(tmp_path: 
     assert "is not a git repository" in result.output
 
 
-def test_the_snapshot_command_against_a_separate_emulator(tmp_path: Path, served_emulator: str) -> None:
+def test_the_snapshot_command_against_a_separate_emulator(tmp_path: Path, emulator_process: str) -> None:
     repo = tmp_path / "fresh"
     result = subprocess.run(
-        [*ENTRA_GITOPS, "snapshot", "--repo", str(repo), "--graph-url", served_emulator],
+        [*ENTRA_GITOPS, "snapshot", "--repo", str(repo), "--graph-url", emulator_process],
         capture_output=True,
         text=True,
         timeout=120,
