@@ -227,8 +227,10 @@ def api(emulator: Emulator) -> SyncGraph:
     return SyncGraph(emulator)
 
 
-def serve_emulator(*extra: str) -> Iterator[str]:
-    """A real `entra-gitops emulator` process on a free loopback port; yields its Graph URL."""
+@contextlib.contextmanager
+def emulator_started(*extra: str) -> Iterator[subprocess.Popen[str]]:
+    """A real `entra-gitops emulator` process on a free loopback port, its stdout and stderr piped; stopped with
+    Ctrl+C (SIGINT) afterwards, killed if that does not do."""
     process = subprocess.Popen(
         [*ENTRA_GITOPS, "emulator", "--port", "0", *extra],
         stdout=subprocess.PIPE,
@@ -236,11 +238,7 @@ def serve_emulator(*extra: str) -> Iterator[str]:
         text=True,
     )
     try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not (url.startswith("http://127.0.0.1:") and url.endswith("/v1.0")):
-            raise AssertionError(f"the emulator did not start: {process.stderr.read() if process.stderr else url}")
-        yield url
+        yield process
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -248,6 +246,16 @@ def serve_emulator(*extra: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def serve_emulator(*extra: str) -> Iterator[str]:
+    """A real `entra-gitops emulator` process on a free loopback port; yields its Graph URL."""
+    with emulator_started(*extra) as process:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not (url.startswith("http://127.0.0.1:") and url.endswith("/v1.0")):
+            raise AssertionError(f"the emulator did not start: {process.stderr.read() if process.stderr else url}")
+        yield url
 
 
 @pytest.fixture

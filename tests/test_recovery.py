@@ -375,7 +375,7 @@ def test_apply_asks_first_and_refuses_without_anyone_to_answer(repo: Path, serve
             return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
         declined = at_a_terminal("no\n")
-        assert declined.returncode == 0, declined.stderr
+        assert declined.returncode == 1, declined.stderr  # as Terraform: anything but 'yes' is no success
         assert "Only 'yes' is accepted" in declined.stdout and "nothing was written" in declined.stdout
         assert graph.user(KARI)["department"] == "Procurement"
 

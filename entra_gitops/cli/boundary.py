@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +22,10 @@ from entra_gitops.workflow.github import error_annotation, running_in_actions
 # says it once instead, unless --debug.
 QUIET_LOGGERS = ("azure", "msal")
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl+C
+INTERRUPT_NOTE = "entra_gitops.interrupt_note"  # ctx.meta: what an interrupt means for the command that ran
+STOPPED = (
+    "the repository is as before the run or holds the new backup; an apply continues where it stopped when run again."
+)
 
 
 @contextmanager
@@ -39,6 +43,19 @@ def quiet_libraries(debug: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
+@contextmanager
+def on_interrupt(note: Callable[[], str]) -> Iterator[None]:
+    """Say `note()` instead of the general line when Ctrl+C or SIGTERM stops the block (Ctrl+C at a prompt too)."""
+    try:
+        yield
+    except (KeyboardInterrupt, click.exceptions.Abort) as stop:
+        click.get_current_context().meta[INTERRUPT_NOTE] = note()
+        if isinstance(stop, click.exceptions.Abort):
+            click.echo(err=True)  # the prompt's line ends here
+            raise KeyboardInterrupt from None  # click's prompt turns Ctrl+C into Abort: it is an interrupt still
+        raise
+
+
 class Commands(click.Group):
     """The command group and the one error boundary: a user-facing error is one line and an exit code."""
 
@@ -50,13 +67,9 @@ class Commands(click.Group):
                 return super().invoke(ctx)
             except KeyboardInterrupt as stop:
                 # click would make this Abort (exit 1, "Aborted!"): an interrupted run is not a failed one.
-                terminated = isinstance(stop, signals.Terminated)
-                click.echo(
-                    ("Terminated" if terminated else "Interrupted")
-                    + ": the repository is as before the run or holds the new backup; an apply continues where it "
-                    "stopped when run again.",
-                    err=True,
-                )
+                terminated = signals.terminated(stop)
+                note = ctx.meta.get(INTERRUPT_NOTE, STOPPED)
+                click.echo(f"{'Terminated' if terminated else 'Interrupted'}: {note}", err=True)
                 ctx.exit(signals.EXIT_TERMINATED if terminated else INTERRUPTED)
             except EntraGitopsError as err:
                 if debug:

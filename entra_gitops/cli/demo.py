@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
+import shlex
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ import click
 import httpx
 
 from entra_gitops.cli.options import utc_now
-from entra_gitops.cli.output import printable_lines, warn
+from entra_gitops.cli.output import command_lines, printable_lines, use_colour, warn
 from entra_gitops.cli.snapshot import snapshot_report
 from entra_gitops.graph.client import GraphClient, connect
 from entra_gitops.model.errors import ConfigError
@@ -32,12 +31,14 @@ from entra_gitops.recovery.session import check_for_apply, make_plan
 from entra_gitops.report.diff import ReportScope, difference_report
 from entra_gitops.report.text import render_text
 from entra_gitops.report.view import build_view, display_names
+from entra_gitops.state import signals
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.snapshot import SnapshotOutcome, take_snapshot
 from entra_gitops.state.sources import Source, backup_source, live_state, load_source
 from entra_gitops.workflow.demo import demo_settings, make_drift
 
 LOCAL_URL = "http://127.0.0.1/v1.0"
+EMULATOR_URL = "http://127.0.0.1:8080/v1.0"  # what `entra-gitops emulator` prints on its default port
 T = TypeVar("T")
 
 
@@ -57,7 +58,7 @@ class _Emulated:
             async with connect(LOCAL_URL, transport=self.transport) as client:
                 return await work(client)
 
-        return asyncio.run(go())
+        return signals.run(go())
 
 
 def _snapshot(graph: _Emulated, store: StateRepo, registry: Registry, config: Config) -> SnapshotOutcome:
@@ -72,7 +73,7 @@ def _against_live(graph: _Emulated, registry: Registry, before: TenantState, bac
     """The difference report of `before` (the backup) against the live tenant, as `diff` prints it."""
     after = graph.run(lambda c: live_state(c, registry, tuple(registry)))
     report = difference_report(registry, before, after, backup_name=backup, against_name="the live tenant")
-    click.echo(render_text(build_view(report, display_names(before, after)), colour=sys.stdout.isatty()), nl=False)
+    click.echo(render_text(build_view(report, display_names(before, after)), colour=use_colour()), nl=False)
 
 
 def _recover(
@@ -110,7 +111,13 @@ def demo_command(directory: Path | None, seed: str) -> None:
     """The whole story against a built-in Graph emulator: snapshot, drift, snapshot, review.
 
     Nothing leaves this machine: the emulator runs in process and the state repository is created
-    in DIRECTORY (a new temporary directory when omitted).
+    in DIRECTORY (a new temporary directory when omitted). It ends with commands to explore the result.
+
+    \b
+    Examples:
+      entra-gitops demo
+      entra-gitops demo ./demo-tenant                    keep it where you can find it
+    Exit 0 the story ran to its end, 1 error (DIRECTORY is not empty).
     """
     from entra_gitops.emulator import create_emulator
 
@@ -157,4 +164,25 @@ def demo_command(directory: Path | None, seed: str) -> None:
 
     _step(f"A fresh difference report against {backup.name} (entra-gitops diff --backup {backup.id}):")
     _against_live(graph, registry, before, backup.name)
-    _step(f"Done. Explore it yourself: cd {directory} && git log --stat && entra-gitops history")
+    _explore(directory, first.backup.id, second.backup.id)
+
+
+def _explore(directory: Path, first: str, second: str) -> None:
+    """The closing hint: commands that work as printed, in order, in a new shell."""
+    _step("Done. Explore it yourself (every command finds the repository from any folder inside it):")
+    offline = command_lines(
+        (f"cd {shlex.quote(str(directory))}", ""),
+        ("git log --stat", "the snapshots as commits"),
+        ("entra-gitops backups", "their backup tags"),
+        (f"entra-gitops diff --backup {first} --against {second}", "the drift, offline"),
+        ("entra-gitops history", "the recovery just applied"),
+    )
+    live = command_lines(
+        ("entra-gitops emulator --seed demo", "in another terminal"),
+        (f"entra-gitops diff --graph-url {EMULATOR_URL}", "the newest backup against it"),
+        (f"entra-gitops snapshot --graph-url {EMULATOR_URL}", "a third backup"),
+    )
+    click.echo(
+        f"{offline}\n\nAgainst a Graph of your own: start the emulator (the demo tenant as it was before the drift)"
+        f"\nand give the URL it prints (this is its default port) as --graph-url:\n{live}"
+    )

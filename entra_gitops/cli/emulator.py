@@ -6,6 +6,18 @@ import sys
 
 import click
 
+from entra_gitops.cli.output import command_lines
+
+
+def try_lines(url: str) -> str:
+    """Commands that work as printed against the emulator at `url`: a first backup, then a report and a plan."""
+    return command_lines(
+        (f"entra-gitops snapshot --repo tenant --graph-url {url}", "back it up into a new repository ./tenant"),
+        ("cd tenant", ""),
+        (f"entra-gitops diff --graph-url {url}", "that backup against the emulator, as it is now"),
+        (f"entra-gitops plan --graph-url {url} -o plan.json", "the writes that would bring it back"),
+    )
+
 
 @click.command("emulator")
 @click.option(
@@ -50,6 +62,13 @@ def emulator_command(
     'Authorization: Bearer local' with curl) may do everything; an unsigned JWT is held to the
     permissions in its `roles` (or `scp`) claim, as Graph would. The tenant lives in memory and
     starts from --seed.
+
+    \b
+    Examples:
+      entra-gitops emulator --seed demo                  then, elsewhere: --graph-url http://127.0.0.1:8080/v1.0
+      entra-gitops emulator --port 0 --seed synthetic:users=5000,groups=200 --throttle
+      entra-gitops emulator --faults '503,first=2;429,every=5,retry-after=1'
+    Exit 0 stopped (Ctrl+C), 1 error (a busy port, a bad seed or fault rule).
     """
     from entra_gitops.emulator import create_emulator
     from entra_gitops.emulator.server import listen, serve
@@ -70,7 +89,7 @@ def emulator_command(
 
     def ready(url: str) -> None:
         click.echo(url)
-        click.echo(f"Graph emulator listening; try: entra-gitops demo --graph-url {url}   (Ctrl+C stops)", err=True)
+        click.echo(f"Graph emulator listening (Ctrl+C stops). Try, in another terminal:\n{try_lines(url)}", err=True)
         sys.stdout.flush()
 
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
@@ -13,11 +12,14 @@ import click
 from click.core import ParameterSource
 
 from entra_gitops.cli.output import warn
+from entra_gitops.cli.progress import progress_display
 from entra_gitops.graph.auth import AuthMethod, AuthSettings
 from entra_gitops.graph.client import DEFAULT_GRAPH_URL, GraphClient, RetryPolicy, connect
 from entra_gitops.model.errors import GraphError
+from entra_gitops.model.progress import Progress
 from entra_gitops.model.reads import GraphStats
 from entra_gitops.model.settings import Config
+from entra_gitops.state import signals
 
 T = TypeVar("T")
 
@@ -134,33 +136,15 @@ def describe_stats(stats: GraphStats, seconds: float) -> str:
     )
 
 
-class ReadProgress:
-    """A one-line running count of objects read, on a terminal only (scheduled jobs get the summary)."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.counts: dict[str, int] = {}
-        self.last = 0.0
-
-    def __call__(self, name: str, count: int) -> None:
-        self.counts[name] = self.counts.get(name, 0) + count
-        now = time.monotonic()
-        if self.enabled and now - self.last > 0.1:
-            self.last = now
-            total = sum(self.counts.values())
-            click.echo(f"\r  reading: {total} objects ({name})\x1b[K", nl=False, err=True)
-
-    def done(self) -> None:
-        if self.enabled and self.counts:
-            click.echo("\r\x1b[K", nl=False, err=True)
+ReadProgress = Progress  # what a command's Graph work is told its progress through
 
 
-def with_graph(graph: GraphOptions, config: Config, work: Callable[[GraphClient, ReadProgress], Awaitable[T]]) -> T:
-    """Run `work` against Graph with one client, and the progress line on a terminal."""
-    progress = ReadProgress()
+def with_graph(graph: GraphOptions, config: Config, work: Callable[[GraphClient, Progress], Awaitable[T]]) -> T:
+    """Run `work` against Graph with one client, and the progress display on stderr (cli.progress)."""
 
-    async def run() -> T:
+    async def run(progress: Progress) -> T:
         async with graph.connect(config) as client:
+            client.limiter.on_wait = progress.waiting
             if graph.deadline is None:
                 return await work(client, progress)
             try:
@@ -171,7 +155,5 @@ def with_graph(graph: GraphOptions, config: Config, work: Callable[[GraphClient,
                     hint="an interrupted apply continues where it stopped when run again",
                 ) from None
 
-    try:
-        return asyncio.run(run())
-    finally:
-        progress.done()
+    with progress_display() as progress:
+        return signals.run(run(progress))

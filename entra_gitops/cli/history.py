@@ -18,7 +18,14 @@ from entra_gitops.state.gitstore import StateRepo
 @repo_option
 @click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text", show_default=True)
 def history_command(repo: Path, output_format: str) -> None:
-    """Recovery history, newest first: every apply's status, backup, times and failures (kept in git)."""
+    """Recovery history, newest first: every apply's status, backup, times and failures (kept in git).
+
+    \b
+    Examples:
+      entra-gitops history
+      entra-gitops history --format json | jq '.[0].failures'
+    Exit 0 listed (also when there is none yet), 1 error (no state repository).
+    """
     history = read_history(StateRepo.open(repo))
     for warning in history.warnings:
         warn(warning)

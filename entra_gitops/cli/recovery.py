@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import functools
+import shlex
 import sys
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from entra_gitops.cli.boundary import on_interrupt
 from entra_gitops.cli.graphopts import GraphOptions, graph_options, with_graph
-from entra_gitops.cli.options import repo_option, utc_now
+from entra_gitops.cli.options import format_option, repo_option, utc_now
 from entra_gitops.cli.output import add_to_job_summary, warn
 from entra_gitops.model.errors import ConfigError, ExitCode
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import load_config
-from entra_gitops.model.textsafe import printable
+from entra_gitops.model.textsafe import json_text, printable
 from entra_gitops.recovery.errors import unsafe
 from entra_gitops.recovery.history import record_history
+from entra_gitops.recovery.journal import Journal
 from entra_gitops.recovery.outcome import ApplyOutcome, Status
-from entra_gitops.recovery.plan import Plan, PlanOptions, plan_json
+from entra_gitops.recovery.plan import Plan, PlanOptions
 from entra_gitops.recovery.planfile import read_plan_file
-from entra_gitops.recovery.render import render_plan_markdown, render_plan_text
+from entra_gitops.recovery.render import (
+    PLAN_FORMATS,
+    apply_document,
+    render_plan,
+    render_plan_markdown,
+    render_plan_text,
+)
 from entra_gitops.recovery.resume import journal_progress
 from entra_gitops.recovery.service import (
     Saved,
@@ -81,9 +91,7 @@ SAVED = {
     help="Save a plan the lockout guard refuses (apply refuses it again unless given --allow-lockout too).",
 )
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan file here.")
-@click.option(
-    "--format", "output_format", type=click.Choice(("text", "markdown", "json")), default="text", show_default=True
-)
+@click.option("--format", "output_format", type=click.Choice(PLAN_FORMATS), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has writes, 0 when it has none.")
 @click.pass_context
 def plan_command(
@@ -145,12 +153,7 @@ def plan_command(
     )
     saved = save_plan(out, checked, allow_lockout=allow_lockout) if out is not None else None
     plan, assessment = checked.plan, checked.assessment
-    if output_format == "json":
-        click.echo(plan_json(plan), nl=False)
-    elif output_format == "markdown":
-        click.echo(render_plan_markdown(plan, assessment), nl=False)
-    else:
-        click.echo(render_plan_text(plan, assessment), nl=False)
+    click.echo(render_plan(plan, assessment, output_format), nl=False)
     add_to_job_summary(render_plan_markdown(plan, assessment))
     if saved is not None:
         click.echo(SAVED[saved].format(out=out), err=True)
@@ -190,6 +193,12 @@ def check_object_id(value: str) -> str:
 @click.option(
     "--write-rate", type=click.FloatRange(0.1, 1000), default=20.0, show_default=True, help="Writes per second at most."
 )
+@format_option(
+    "text",
+    "json",
+    help="json (with --auto-approve): status, writes done of total, failures and the history record on stdout; "
+    "the plan and everything else on stderr.",
+)
 def apply_command(
     plan_file: Path,
     graph: GraphOptions,
@@ -199,6 +208,7 @@ def apply_command(
     allow_lockout: bool,
     skip_stale: bool,
     write_rate: float,
+    output_format: str,
 ) -> None:
     """Execute a reviewed plan file, and nothing else.
 
@@ -215,13 +225,19 @@ def apply_command(
     Examples:
       entra-gitops apply plan.json                      shows the plan, asks for 'yes'
       entra-gitops apply plan.json --auto-approve       in a pipeline, for a reviewed plan
-    Exit 0 applied, 1 failed or partly applied (or the plan cannot be trusted), 3 refused as unsafe, 4 stale.
+      entra-gitops apply plan.json --skip-stale         write what did not change since the plan
+    Exit 0 applied, 1 failed, partly applied, declined at the prompt (anything but 'yes') or a plan that
+    cannot be trusted, 3 refused as unsafe, 4 stale.
     """
+    as_json = output_format == "json"
+    if as_json and not auto_approve:
+        raise click.UsageError("--format json needs --auto-approve: nobody can answer a prompt beside JSON output")
+    say = functools.partial(click.echo, err=as_json)  # stdout holds only the JSON report then
     registry = default_registry()
     plan = read_plan_file(plan_file)
     store = StateRepo.open(repo)
     config = load_config(store.root)
-    with journal_for(store, plan, notice=warn) as journal:
+    with journal_for(store, plan, notice=warn) as journal, on_interrupt(lambda: resume_note(plan_file, plan, journal)):
         events = journal.last_events()
         progress = journal_progress(plan, events)
         if progress.complete:
@@ -229,20 +245,24 @@ def apply_command(
             for warning in completed.warnings:
                 warn(warning)
             if completed.recorded is None:
-                click.echo("This plan was applied completely already (see entra-gitops history).")
+                say("This plan was applied completely already (see entra-gitops history).")
             else:
-                click.echo(f"This plan's writes were all done already; recorded in {completed.recorded}.")
+                say(f"This plan's writes were all done already; recorded in {completed.recorded}.")
+            if as_json:
+                click.echo(json_text(apply_document(plan, None, completed.recorded)))
             return
         checked = with_graph(
-            graph, config, lambda client, _: check_for_apply(client, store, registry, config, plan, events)
+            graph, config, lambda client, shown: check_for_apply(client, store, registry, config, plan, events, shown)
         )
-        click.echo(render_plan_text(checked.plan, checked.assessment), nl=False)
+        say(render_plan_text(checked.plan, checked.assessment), nl=False)
         if checked.plan.empty:
-            click.echo("Nothing to apply.")
+            say("Nothing to apply.")
+            if as_json:
+                click.echo(json_text(apply_document(checked.plan, None, None)))
             return
         overrides = admitted_overrides(checked.assessment, force=force, allow_lockout=allow_lockout)
         if progress.started:
-            click.echo(
+            say(
                 f"Continuing an earlier apply of this plan: {progress.done} written, {progress.in_doubt} in doubt "
                 f"(checked before anything is resent), {progress.failed} failed."
             )
@@ -252,22 +272,38 @@ def apply_command(
             graph,
             config,
             # After a person answered, the tenant may have moved: read it again for the stale check.
-            lambda client, _: apply_checked(
+            lambda client, shown: apply_checked(
                 client, registry, checked, journal, reread_live=not auto_approve, overrides=overrides,
-                skip_stale=skip_stale, write_rate=write_rate,
+                skip_stale=skip_stale, write_rate=write_rate, progress=shown,
             ),
         )  # fmt: skip
         path = record_history(store, checked.plan, outcome, utc_now())
-    show_outcome(plan, outcome, path)
+    show_outcome(plan, outcome, path, as_json=as_json)
 
 
-def show_outcome(plan: Plan, outcome: ApplyOutcome, recorded: str) -> None:
-    """The apply's summary line, its failures and warnings; exit 1 when any write failed."""
+def resume_note(plan_file: Path, plan: Plan, journal: Journal) -> str:
+    """What an interrupted apply leaves: the writes its journal holds as done, and the rerun that continues."""
+    where = journal_progress(plan, journal.last_events())
+    rerun = f"'entra-gitops apply {shlex.quote(str(plan_file))}'"
+    if not (where.done or where.in_doubt):
+        return f"nothing of this plan was written; run {rerun} again (the same options) to apply it."
+    doubt = f", {where.in_doubt} in doubt (checked before anything is resent)" if where.in_doubt else ""
+    return (
+        f"the plan's journal holds what was done, {where.done} of {len(plan.writes)} write(s){doubt}; run {rerun} "
+        "again (the same options) and it continues where it stopped, sending nothing twice."
+    )
+
+
+def show_outcome(plan: Plan, outcome: ApplyOutcome, recorded: str, *, as_json: bool = False) -> None:
+    """The apply's summary line (beside JSON: the report), its failures and warnings; exit 1 when any write failed."""
+    if as_json:
+        click.echo(json_text(apply_document(plan, outcome, recorded)))
     click.echo(
         f"Apply {outcome.status.value}: {len(outcome.applied)} of {len(plan.writes)} write(s) done"
         + (f", {len(outcome.stale)} stale object(s) skipped" if outcome.stale else "")
         + (f", {len(outcome.failures)} failed" if outcome.failures else "")
-        + f". Recorded in {recorded}."
+        + f". Recorded in {recorded}.",
+        err=as_json,
     )
     for failure in outcome.failures:
         click.echo(f"  failed: {failure.method} {failure.path}: {printable(failure.message)}", err=True)
@@ -288,4 +324,4 @@ def confirm_apply() -> None:
     )
     if answer != "yes":
         click.echo("Apply cancelled; nothing was written.")
-        raise click.exceptions.Exit(ExitCode.OK)
+        raise click.exceptions.Exit(ExitCode.ERROR)  # as Terraform: a declined apply is no success for a script

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from entra_gitops.cli.graphopts import GraphOptions, ReadProgress, graph_options, with_graph
-from entra_gitops.cli.options import repo_option
-from entra_gitops.cli.output import add_to_job_summary, emit
+from entra_gitops.cli.options import format_option, repo_option
+from entra_gitops.cli.output import add_to_job_summary, emit, use_colour
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.model.errors import ConfigError, ExitCode
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import load_config
 from entra_gitops.model.tenant import TenantState
+from entra_gitops.model.textsafe import json_text
 from entra_gitops.recovery.session import check_ids, check_repository_tenant
 from entra_gitops.report.diff import ReportScope, difference_report
 from entra_gitops.report.jsonout import render_json
@@ -24,6 +24,7 @@ from entra_gitops.report.view import ReportView, build_view, display_names
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.layout import STATE_DIR
 from entra_gitops.state.sources import backup_source, live_state, load_source, resolve_reference, state_at
+from entra_gitops.state.validate import Problem, check_file, validation_document
 from entra_gitops.workflow.github import error_annotation, running_in_actions
 
 REPORT_FORMATS = ("text", "markdown", "json", "html")
@@ -77,13 +78,13 @@ def diff_command(
     Every changed object is classified (created after the backup, modified, soft-deleted,
     restored after the backup, permanently deleted, changed on-premises) with the recovery action
     it would get, and every changed property says whether recovery can write it back and why not.
-    Exit code 0: no differences in scope; 2: differences; 1: error.
 
     \b
     Examples:
       entra-gitops diff                                   latest backup against the live tenant
       entra-gitops diff --against 20261120T230000Z        two backups, offline
       entra-gitops diff --type conditionalAccessPolicy --format markdown --output report.md
+    Exit 0 no differences in scope, 1 error, 2 differences.
     """
     registry = default_registry()
     types = registry.select(list(type_names))
@@ -108,7 +109,7 @@ def diff_command(
         registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note
     )
     view = build_view(report, display_names(before, after))
-    emit(render_report(view, output_format, colour=output is None and sys.stdout.isatty()), output)
+    emit(render_report(view, output_format, colour=output is None and use_colour()), output)
     add_to_job_summary(render_markdown(view))
     if not report.empty:
         ctx.exit(ExitCode.CHANGES)
@@ -116,53 +117,71 @@ def diff_command(
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def validate_command(paths: tuple[Path, ...]) -> None:
+@format_option(
+    "text", "json", help="json: the files checked and every problem (file, line, column, message), on stdout."
+)
+def validate_command(paths: tuple[Path, ...], output_format: str) -> None:
     """Check state files: strict YAML, their type's schema, the id in the file name, canonical form.
 
     PATHS are files or folders (default: tenant-state/ here). Every problem is printed as
     file:line:column: message, and the exit code is 1 when there is any. This is the hook a state
-    repository's pre-commit runs.
-    """
-    from entra_gitops.state.validate import check_file
+    repository's pre-commit runs; `entra-gitops fmt` rewrites files that are only not canonical.
 
+    \b
+    Examples:
+      entra-gitops validate                              every file under tenant-state/
+      entra-gitops validate tenant-state/users/6f1d0c1e-....yaml
+    Exit 0 every file valid, 1 any problem (or no state files found).
+    """
     registry = default_registry()
+    files = state_files(paths, "validate")
+    problems = [problem for file in files for problem in check_file(registry, state_relative(file), file.read_bytes())]
+    as_json = output_format == "json"
+    show_problems(problems, as_json=as_json)
+    if as_json:
+        click.echo(json_text(validation_document(len(files), problems)))
+    elif problems:
+        click.echo(
+            f"{len(problems)} problem(s) in {len({p.path for p in problems})} of {len(files)} file(s).", err=True
+        )
+    else:
+        click.echo(f"{len(files)} state file(s) valid.")
+    if problems:
+        raise click.exceptions.Exit(ExitCode.ERROR)
+
+
+def show_problems(problems: list[Problem], *, as_json: bool = False) -> None:
+    """Each problem as file:line:column on stderr (not beside JSON), and as an annotation under GitHub Actions."""
+    for problem in problems:
+        if not as_json:
+            click.echo(str(problem), err=True)
+        if running_in_actions():
+            annotation = error_annotation(problem.message, file=problem.path, line=problem.line, column=problem.column)
+            click.echo(annotation, err=as_json)  # the runner reads both streams; stdout holds only JSON
+
+
+def state_files(paths: tuple[Path, ...], command: str) -> list[Path]:
+    """The state files PATHS name (default: tenant-state/ here), refused when there are none: what validate
+    and fmt work on."""
     if not paths and not Path(STATE_DIR).is_dir():
         raise ConfigError(
             f"no state files found: there is no {STATE_DIR}/ in {Path.cwd()}",
-            hint="run validate in a state repository, or give the files or folders to check",
+            hint=f"run {command} in a state repository, or give the files or folders to check",
         )
     places = paths or (Path(STATE_DIR),)
-    files = sorted(_state_files(places))
-    if not files:
+    found: list[Path] = []
+    for path in places:
+        found.extend(sorted(path.rglob("*.yaml")) if path.is_dir() else [path])
+    if not found:
         # Nothing checked is not "all valid": a wrong folder must not pass a pre-commit or CI gate.
         raise ConfigError(
             f"no state files (*.yaml) found in {', '.join(str(p) for p in places)}",
             hint="give a state repository's tenant-state/ folder or its files",
         )
-    problems = []
-    for file in files:
-        relative = _state_relative(file)
-        problems.extend(check_file(registry, relative, file.read_bytes()))
-    for problem in problems:
-        click.echo(str(problem), err=True)
-        if running_in_actions():
-            click.echo(error_annotation(problem.message, file=problem.path, line=problem.line, column=problem.column))
-    if problems:
-        click.echo(
-            f"{len(problems)} problem(s) in {len({p.path for p in problems})} of {len(files)} file(s).", err=True
-        )
-        raise click.exceptions.Exit(ExitCode.ERROR)
-    click.echo(f"{len(files)} state file(s) valid.")
+    return sorted(found)
 
 
-def _state_files(paths: tuple[Path, ...]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        found.extend(sorted(path.rglob("*.yaml")) if path.is_dir() else [path])
-    return found
-
-
-def _state_relative(file: Path) -> str:
+def state_relative(file: Path) -> str:
     """The path from tenant-state/ on, as the layout names it, wherever the repository is."""
     parts = file.resolve().parts
     if STATE_DIR in parts:

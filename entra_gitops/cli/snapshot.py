@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from entra_gitops.cli.graphopts import GraphOptions, describe_stats, graph_options, with_graph
-from entra_gitops.cli.options import repo_option, utc_now
+from entra_gitops.cli.options import format_option, repo_option, utc_now
 from entra_gitops.cli.output import warn
 from entra_gitops.model.ids import utc_text
 from entra_gitops.model.registry import Registry, default_registry
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
-from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.model.textsafe import json_text
+from entra_gitops.state.gitstore import Backup, StateRepo
 from entra_gitops.state.lock import clear, exclusive
+from entra_gitops.state.normalize import Redaction
 from entra_gitops.state.snapshot import SnapshotOutcome, take_snapshot
+
+SNAPSHOT_FORMAT = "entra-gitops.snapshot-report/1"
 
 
 def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry) -> list[str]:
@@ -36,14 +41,54 @@ def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry
     if not backup.complete:
         lines.append("This backup covers only the types asked for (--type), so it is marked incomplete.")
     for redaction in outcome.redactions:
-        lines.append(
-            f"warning: redacted a value that looked like a client secret: {redaction.type_name} "
-            f"{redaction.object_id} {redaction.path}"
-        )
+        lines.append(f"warning: redacted a value that looked like a client secret: {redaction_text(redaction)}")
     if outcome.pruned:
         lines.append(f"Retention removed {len(outcome.pruned)} older backup tag(s): {', '.join(outcome.pruned)}.")
     lines.append(f"Read with {describe_stats(outcome.stats, elapsed)}.")
     return lines
+
+
+def redaction_text(redaction: Redaction) -> str:
+    return f"{redaction.type_name} {redaction.object_id} {redaction.path}"
+
+
+def backup_record(backup: Backup) -> dict[str, Any]:
+    """One backup as `backups --format json` lists it and `snapshot --format json` reports it."""
+    return {
+        "id": backup.id,
+        "tag": backup.name,
+        "time": utc_text(backup.time),
+        "commit": backup.commit,
+        "tenant": backup.tenant,
+        "complete": backup.complete,
+        "counts": dict(backup.counts),
+        "deleted": dict(backup.deleted),
+    }
+
+
+def snapshot_document(outcome: SnapshotOutcome, elapsed: float) -> dict[str, Any]:
+    """What `snapshot --format json` prints (schemas/reports/snapshot-report.schema.json)."""
+    stats = outcome.stats
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "backup": backup_record(outcome.backup),
+        "createdCommit": outcome.created_commit,
+        "changes": {
+            name: {"added": added, "modified": modified, "removed": removed}
+            for name, (added, modified, removed) in sorted(outcome.changes_by_type.items())
+        },
+        "pruned": list(outcome.pruned),
+        "redactions": [{"type": r.type_name, "id": r.object_id, "path": r.path} for r in outcome.redactions],
+        "notes": list(outcome.notes),
+        "statistics": {
+            "requests": stats.requests,
+            "resourceUnits": stats.resource_units,
+            "retries": stats.retries,
+            "throttled": stats.throttled,
+            "bytes": stats.bytes_read,
+            "seconds": round(elapsed, 3),
+        },
+    }
 
 
 @click.command("snapshot")
@@ -64,8 +109,13 @@ def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry
     help="Commit the read although TYPE shrank past shrinkGuard (or read empty) against the last complete "
     "backup: for objects that really are gone (repeatable).",
 )
+@format_option(
+    "text",
+    "json",
+    help="json: the backup (tag, commit, counts per type), changed files per type and what the read cost, on stdout.",
+)
 def snapshot_command(
-    graph: GraphOptions, repo: Path, type_names: tuple[str, ...], accept_shrink: tuple[str, ...]
+    graph: GraphOptions, repo: Path, type_names: tuple[str, ...], accept_shrink: tuple[str, ...], output_format: str
 ) -> None:
     """Read the tenant and commit it to tenant-state/, tagged as backup/<UTC time>.
 
@@ -75,11 +125,12 @@ def snapshot_command(
     shrank by more than shrinkGuard (default half) against the last complete backup is a suspect
     read: no commit, no tag, exit 1, unless --accept-shrink TYPE. An unchanged tenant gets a new tag
     on the same commit. Older backup tags beyond `retention` (default 5) are removed; their commits
-    stay in history. A missing repository is created.
+    stay in history. A --repo DIR (or ENTRA_GITOPS_REPO) that is no repository yet is created; without
+    either, the repository is the one holding the current folder, and outside any it is an error.
 
     \b
     Examples:
-      entra-gitops snapshot --repo ./tenant
+      entra-gitops snapshot --repo ./tenant               creates ./tenant on the first run
       entra-gitops snapshot --graph-url http://127.0.0.1:8080/v1.0 --type user --type group
       entra-gitops snapshot --accept-shrink user          after removing many users on purpose
     Exit 0 backed up, 1 error (nothing committed or tagged).
@@ -98,7 +149,13 @@ def snapshot_command(
                 client, store, registry, types, config, utc_now(), progress, accepted
             ),
         )
-    for line in snapshot_report(outcome, time.monotonic() - started, registry):
+    elapsed = time.monotonic() - started
+    if output_format == "json":
+        for redaction in outcome.redactions:
+            warn(f"redacted a value that looked like a client secret: {redaction_text(redaction)}")
+        click.echo(json_text(snapshot_document(outcome, elapsed)))
+        return
+    for line in snapshot_report(outcome, elapsed, registry):
         click.echo(line)
 
 
@@ -106,24 +163,18 @@ def snapshot_command(
 @repo_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def backups_command(repo: Path, output_format: str) -> None:
-    """List the backups in a state repository, newest first."""
+    """List the backups in a state repository, newest first: id, time, commit, objects, completeness.
+
+    \b
+    Examples:
+      entra-gitops backups                               in the state repository or any folder inside it
+      entra-gitops backups --repo ./tenant --format json | jq -r '.[0].id'
+    Exit 0 listed (also when there are none yet), 1 error (no state repository).
+    """
     store = StateRepo.open(repo)
     found = store.backups()
     if output_format == "json":
-        rows = [
-            {
-                "id": b.id,
-                "tag": b.name,
-                "time": utc_text(b.time),
-                "commit": b.commit,
-                "tenant": b.tenant,
-                "complete": b.complete,
-                "counts": dict(b.counts),
-                "deleted": dict(b.deleted),
-            }
-            for b in found
-        ]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([backup_record(b) for b in found], indent=2))
         return
     if not found:
         click.echo(f"No backups in {store.root} yet: run 'entra-gitops snapshot --repo {repo}'.")
@@ -154,8 +205,9 @@ def unlock_command(repo: Path, lock_id: str | None) -> None:
 
     \b
     Examples:
-      entra-gitops unlock
-      entra-gitops unlock --force 3f9c2a1b7d4e6f80
+      entra-gitops unlock                                clears a lock whose run is gone
+      entra-gitops unlock --force 3f9c2a1b7d4e6f80       the id a refusal named
+    Exit 0 cleared (or there was no lock), 1 error (a live holder's lock without its --force LOCK-ID).
     """
     store = StateRepo.open(repo)
     holder = clear(Path(store.repo.git_dir), lock_id)

@@ -30,20 +30,28 @@ class Limiter:
         self._slots = asyncio.Semaphore(concurrency)
         self._paused_until: dict[ThrottleScope, float] = {}
         self._next_start: dict[ThrottleScope, float] = {}
+        self.on_wait: Callable[[float, str], None] | None = None  # told of each paced or backed-off wait, and why
 
     def _delay(self, scope: ThrottleScope) -> float:
         now = self.clock()
         return max(self._paused_until.get(scope, 0.0), self._next_start.get(scope, 0.0)) - now
 
+    async def _wait(self, scope: ThrottleScope) -> None:
+        while (delay := self._delay(scope)) > 0:
+            if self.on_wait is not None:
+                paused = self._paused_until.get(scope, 0.0) >= self._next_start.get(scope, 0.0)
+                interval = self.intervals.get(scope)
+                pace = f"the {scope.value} pace, {1 / interval:g} request/s" if interval else "the pace"
+                self.on_wait(delay, f"Graph's back-off ({scope.value})" if paused else pace)
+            await asyncio.sleep(delay)
+
     @asynccontextmanager
     async def slot(self, scope: ThrottleScope) -> AsyncIterator[None]:
         """Hold one of the concurrent slots for a request in `scope`, once that scope may send."""
-        while (delay := self._delay(scope)) > 0:
-            await asyncio.sleep(delay)
+        await self._wait(scope)
         async with self._slots:
             # Another request may have been throttled or paced while this one waited for a slot.
-            while (delay := self._delay(scope)) > 0:
-                await asyncio.sleep(delay)
+            await self._wait(scope)
             interval = self.intervals.get(scope)
             if interval:
                 self._next_start[scope] = self.clock() + interval

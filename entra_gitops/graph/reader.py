@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, PageTokenExpired, batch_error
-from entra_gitops.model.errors import GraphError
+from entra_gitops.model.errors import EntraGitopsError, GraphError
 from entra_gitops.model.ids import graph_path
+from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.reads import TenantRead
 from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
 
 PAGE_SIZE = 999
-
-Progress = Callable[[str, int], None]
-"""Called with a type name and how many more of its objects (or links) were read."""
+# What Graph's advanced queries need for a count of directory objects (aad-advanced-queries).
+COUNT_HEADERS = {"ConsistencyLevel": "eventual", "Accept": "text/plain"}
 
 
 def _fill(template: str, **values: str) -> str:
@@ -26,28 +26,58 @@ def _fill(template: str, **values: str) -> str:
 class _Reader:
     """One concurrent read of several types through one client (and so one limiter)."""
 
-    def __init__(self, client: GraphClient, progress: Progress | None) -> None:
+    def __init__(self, client: GraphClient, progress: Progress) -> None:
         self.client = client
-        self.progress = progress or (lambda name, count: None)
+        self.progress = progress
         self.objects: dict[str, tuple[dict[str, Any], ...]] = {}
         self.deleted: dict[str, tuple[dict[str, Any], ...]] = {}
         self.links: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
 
-    async def collection(self, rtype: ResourceType, path: str, select: tuple[str, ...]) -> list[dict[str, Any]]:
+    async def collection(
+        self, rtype: ResourceType, path: str, select: tuple[str, ...], label: str
+    ) -> list[dict[str, Any]]:
         params = {"$select": ",".join(select), "$top": PAGE_SIZE}
+        self.progress(label, 0)  # begun: a display shows the type at once, before its first page
         for attempt in (1, 2):
             found: list[dict[str, Any]] = []
             try:
                 async for page in self.client.pages(path, params, scope=rtype.throttle_scope):
                     value = page.get("value", [])
                     found.extend(value)
-                    self.progress(rtype.name, len(value))
+                    self.progress(label, len(value))
+                self.progress.total(label, len(found))
                 return found
             except PageTokenExpired:
+                self.progress(label, -len(found))
                 if attempt == 2:
                     raise
                 # A next-page token that expired midway: the read starts over once, from its first page.
         raise AssertionError("unreachable")
+
+    async def count(self, rtype: ResourceType) -> None:
+        """Graph's count of a type's live objects, for the progress display only (it decides nothing)."""
+        assert rtype.collection is not None
+        try:
+            answer = await self.client.send(
+                "GET", f"{rtype.collection}/$count", headers=COUNT_HEADERS, scope=rtype.throttle_scope
+            )
+            total = int(answer.content.decode("utf-8-sig").strip())
+        except (EntraGitopsError, ValueError):
+            return  # no total, then: the display shows the running number
+        self.progress.total(rtype.name, total)
+
+    async def counted_collection(self, rtype: ResourceType) -> list[dict[str, Any]]:
+        """A top-level collection, with its count asked for alongside when someone watches (one request).
+
+        The count runs beside the read and is dropped when the read is done first: it never holds the read up.
+        """
+        assert rtype.collection is not None
+        counting = asyncio.create_task(self.count(rtype)) if rtype.countable and self.progress.wants_totals else None
+        try:
+            return await self.collection(rtype, rtype.collection, rtype.select, rtype.name)
+        finally:
+            if counting is not None:
+                counting.cancel()
 
     async def per_parent(
         self, rtype: ResourceType, paths: dict[str, str], select: tuple[str, ...], label: str
@@ -55,6 +85,7 @@ class _Reader:
         """The first pages of many small collections through $batch (20 a call), then any further pages."""
         query = f"$select={','.join(select)}&$top={PAGE_SIZE}"
         keys = list(paths)
+        self.progress(label, 0)
 
         async def chunk(part: list[str]) -> dict[str, list[dict[str, Any]]]:
             requests = [BatchRequest(str(n), "GET", f"{paths[k]}?{query}") for n, k in enumerate(part)]
@@ -73,7 +104,9 @@ class _Reader:
             return found
 
         parts = await asyncio.gather(*(chunk(keys[n : n + MAX_BATCH]) for n in range(0, len(keys), MAX_BATCH)))
-        return {k: v for part in parts for k, v in part.items()}
+        merged = {k: v for part in parts for k, v in part.items()}
+        self.progress.total(label, sum(map(len, merged.values())))
+        return merged
 
     async def live(self, rtype: ResourceType, parents: Mapping[str, tuple[dict[str, Any], ...]]) -> None:
         if rtype.singleton_path:
@@ -81,6 +114,7 @@ class _Reader:
             obj.pop("@odata.context", None)
             self.objects[rtype.name] = (obj,)
             self.progress(rtype.name, 1)
+            self.progress.total(rtype.name, 1)
         elif rtype.parent is not None:
             assert rtype.collection is not None
             param = rtype.parent.param
@@ -89,13 +123,13 @@ class _Reader:
             found = await self.per_parent(rtype, paths, rtype.select, rtype.name)
             self.objects[rtype.name] = tuple(obj for items in found.values() for obj in items)
         else:
-            assert rtype.collection is not None
-            self.objects[rtype.name] = tuple(await self.collection(rtype, rtype.collection, rtype.select))
+            self.objects[rtype.name] = tuple(await self.counted_collection(rtype))
 
     async def soft_deleted(self, rtype: ResourceType) -> None:
         assert rtype.soft_delete is not None
         select = (*rtype.select, "deletedDateTime")
-        self.deleted[rtype.name] = tuple(await self.collection(rtype, rtype.soft_delete.list_path, select))
+        label = f"{rtype.name} (deleted)"
+        self.deleted[rtype.name] = tuple(await self.collection(rtype, rtype.soft_delete.list_path, select, label))
 
     async def links_of(self, rtype: ResourceType, prop: PropertySpec) -> None:
         """Every owner's link ids: one delta pass where Graph tracks the link there, else per owner in batches."""
@@ -117,6 +151,8 @@ class _Reader:
         assert rtype.delta is not None
         url: str | None = self.client.url(rtype.delta, {"$select": f"id,{name}"})
         seen: set[str] = set()
+        reported = 0
+        self.progress(label, 0)
         while url:
             if url in seen:
                 raise GraphError(
@@ -133,8 +169,11 @@ class _Reader:
                         current.pop(entry["id"], None)
                     else:
                         current[entry["id"]] = None
-                self.progress(label, len(row.get(f"{name}@delta", ())))
+                changes = len(row.get(f"{name}@delta", ()))
+                self.progress(label, changes)
+                reported += changes
             url = page.get("@odata.nextLink")
+        self.progress.total(label, reported)
         return {owner: list(ids) for owner, ids in members.items()}
 
 
@@ -153,10 +192,19 @@ async def read_tenant_id(client: GraphClient, registry: Registry) -> str:
 
 
 async def read_tenant(
-    client: GraphClient, registry: Registry, types: tuple[ResourceType, ...], progress: Progress | None = None
+    client: GraphClient,
+    registry: Registry,
+    types: tuple[ResourceType, ...],
+    progress: Progress | Reads | None = None,
+    phase: str = "read",
 ) -> TenantRead:
-    """Read `types` (parents of child types are read too, but only what was asked is returned)."""
-    reader = _Reader(client, progress)
+    """Read `types` (parents of child types are read too, but only what was asked is returned).
+
+    `progress` is told the `phase`, then per type (`user`, `user (deleted)`, `group.members`) how many were read.
+    """
+    watch = watched(progress)
+    watch.phase(phase, unit="objects")
+    reader = _Reader(client, watch)
     wanted = {t.name for t in types}
     names = {t.name: t for t in types}
     for rtype in types:

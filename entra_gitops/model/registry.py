@@ -208,6 +208,7 @@ class ResourceType:
     directory_roles: tuple[RoleRequirement, ...] = ()  # x-entra-permissions.directoryRoles
     kinds: tuple[str, ...] = ()  # optional derived Graph types served in this collection, tagged by @odata.type
     tenant_identity: bool = False  # its one object's id is the tenant's: the tenant check reads it before every command
+    countable: bool = False  # Graph counts its collection (`$count`, ConsistencyLevel: eventual): a progress total
 
     def kind_of(self, obj: Mapping[str, Any]) -> str | None:
         """The kind an object is (`agentIdentity`) by its @odata.type; None for a plain object of the type."""
@@ -591,6 +592,7 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             undeletable_when=freeze(graph.get("undeletableWhen", {})),
             kinds=_kinds(graph, raw["properties"], where),
             tenant_identity=_flag(graph, "tenantIdentity", where),
+            countable=_flag(graph, "count", where),
             **_permission_fields(
                 graph.get("x-entra-permissions"), raw["properties"], where, _flag(graph, "tenantIdentity", where)
             ),

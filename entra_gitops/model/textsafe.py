@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 # C0 controls, DEL and C1 controls: terminals act on them (ESC and U+009B start sequences, BEL, CR, LF).
@@ -59,3 +60,8 @@ def json_safe(text: str) -> str:
     if _JSON_UNSAFE.search(text) is None:
         return text
     return _JSON_UNSAFE.sub(_json_escape, text)
+
+
+def json_text(document: object) -> str:
+    """A JSON document as a report prints it: indented, UTF-8 as is, invisible controls escaped (no newline)."""
+    return json_safe(json.dumps(document, indent=2, ensure_ascii=False))

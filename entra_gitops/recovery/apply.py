@@ -15,6 +15,7 @@ from typing import Any
 from entra_gitops.graph.client import MAX_BATCH, GraphClient, batch_error
 from entra_gitops.model.errors import GraphError
 from entra_gitops.model.ids import fold_id
+from entra_gitops.model.progress import Progress, watched
 from entra_gitops.model.registry import Registry, ThrottleScope
 from entra_gitops.model.tenant import Lifecycle, TenantState
 from entra_gitops.recovery.errors import StalePlanError
@@ -22,6 +23,7 @@ from entra_gitops.recovery.journal import FINISHED, Journal, JournalEvent, now_t
 from entra_gitops.recovery.outcome import ApplyOutcome, Failure, ending
 from entra_gitops.recovery.plan import Plan, holds_redaction
 from entra_gitops.recovery.recheck import read_live_for, stale_objects, touched_objects, verify_plan
+from entra_gitops.recovery.render import write_label
 from entra_gitops.recovery.steps import Step, Write
 from entra_gitops.recovery.writer import WRITES_PER_SECOND, Writer
 from entra_gitops.report.diff import ChangeKind, ObjectChange, difference_report
@@ -59,24 +61,30 @@ class Tally:
 class _Run:
     """One run's writes of one verified plan: each step journalled, sent, and its result tallied."""
 
-    def __init__(self, writer: Writer, journal: Journal, plan: Plan, lag_delays: tuple[float, ...]) -> None:
+    def __init__(
+        self, writer: Writer, journal: Journal, plan: Plan, lag_delays: tuple[float, ...], progress: Progress
+    ) -> None:
         self.writer = writer
         self.journal = journal
         self.plan = plan
         self.lag_delays = lag_delays
+        self.progress = progress  # told of each write as its result is journalled
 
     def done(self, tally: Tally, index: int, status: int, **details: Any) -> Tally:
         write = self.plan.writes[index]
         self.journal.record(index, JournalEvent.DONE, write, status=status, **details)
+        self.progress.advance()
         return tally.wrote(index, fold_id(write.object_id) if write.step in (Step.RESTORE, Step.CREATE) else None)
 
     def confirmed(self, tally: Tally, index: int, **details: Any) -> Tally:
         self.journal.record(index, JournalEvent.CONFIRMED, self.plan.writes[index], **details)
+        self.progress.advance()
         return tally.confirm(index)
 
     def failed(self, tally: Tally, index: int, err: GraphError) -> Tally:
         write = self.plan.writes[index]
         self.journal.record(index, JournalEvent.FAILED, write, status=err.status, code=err.code, error=str(err))
+        self.progress.advance()
         return tally.fail(Failure.of(index, write, err), write.key)
 
     async def send(self, write: Write) -> int | GraphError:
@@ -108,6 +116,7 @@ class _Run:
         if isinstance(answer, GraphError):
             return self.failed(tally, index, answer)
         self.journal.record(index, JournalEvent.DONE, write, status=answer, retried=True)
+        self.progress.advance()
         return tally.wrote(index)
 
     @staticmethod
@@ -118,6 +127,8 @@ class _Run:
         """Send a group of independent writes: one request alone, several through one $batch call."""
         for index in chunk:
             self.journal.record(index, JournalEvent.SENT, self.plan.writes[index])
+        more = f" and {len(chunk) - 1} more in one $batch" if len(chunk) > 1 else ""
+        self.progress.advance(0, current=write_label(self.plan.writes[chunk[0]]) + more)
         if len(chunk) == 1:
             answer = await self.send(self.plan.writes[chunk[0]])
             if isinstance(answer, GraphError):
@@ -152,6 +163,8 @@ class _Run:
         self, registry: Registry, events: Mapping[int, JournalEvent], settled: frozenset[int], tally: Tally
     ) -> Tally:
         """Every write not finished yet, in the plan's order, batched where Graph allows."""
+        earlier = sum(1 for index in range(len(self.plan.writes)) if events.get(index) in FINISHED)
+        self.progress.phase("apply", len(self.plan.writes), "writes", done=earlier)
         chunk: list[int] = []
         for index, write in enumerate(self.plan.writes):
             if events.get(index) in FINISHED:
@@ -162,6 +175,7 @@ class _Run:
             if chunk and self.breaks_chunk(chunk, write):
                 tally, chunk = await self.flush(tally, chunk), []
             if write.key in tally.failed_objects:
+                self.progress.advance()  # not written: an earlier write to the object failed, or it is stale
                 continue
             note = await self.in_effect_already(write, events.get(index))
             if note is not None:
@@ -198,8 +212,13 @@ async def apply_plan(
     verify_delay: float = 1.0,
     lag_delays: tuple[float, ...] = REPLICATION_LAG_DELAYS,
     overrides: tuple[str, ...] = (),
+    progress: Progress | None = None,
 ) -> ApplyOutcome:
-    """Execute a verified `plan` (see `verify_plan`): refuse when targets moved, write in order, verify."""
+    """Execute a verified `plan` (see `verify_plan`): refuse when targets moved, write in order, verify.
+
+    `progress` is told the writes done of the plan's total, the step at hand and each wait on the write pace.
+    """
+    watch = watched(progress)
     started = now_text()
     events = journal.last_events()
     touched = touched_objects(plan, events)
@@ -207,10 +226,12 @@ async def apply_plan(
     if stale and not skip_stale:
         raise _refuse_stale(stale)
     plan, settled = verify_plan(registry, plan, source, live, touched)
-    run = _Run(Writer(client, registry, write_rate), journal, plan, lag_delays)
+    run = _Run(Writer(client, registry, write_rate, watch), journal, plan, lag_delays, watch)
     tally = await run.writes(registry, events, settled, Tally(failed_objects=frozenset(stale)))
     types = registry.select(list(plan.types))
-    warnings = await _verify(client, registry, plan, source, types, tally.failed_objects, verify_attempts, verify_delay)
+    warnings = await _verify(
+        client, registry, plan, source, types, tally.failed_objects, verify_attempts, verify_delay, watch
+    )
     earlier = tuple(sorted(i for i, e in events.items() if e in FINISHED and i < len(plan.writes)))
     succeeded = len(earlier) + len(tally.written) + len(tally.confirmed)
     return ApplyOutcome(
@@ -236,6 +257,7 @@ async def _verify(
     skip: frozenset[tuple[str, str]],
     attempts: int,
     delay: float,
+    progress: Progress,
 ) -> list[str]:
     """Poll until every written object matches the source (Graph is eventually consistent)."""
     targets = {w.key for w in plan.writes if w.step is not Step.CREATE} - skip
@@ -243,7 +265,7 @@ async def _verify(
         return []
     remaining = targets
     for attempt in range(attempts):
-        live = await live_state(client, registry, types)
+        live = await live_state(client, registry, types, progress, phase="verify")
         wanted = TenantState.of([o for o in source if o.key in targets], source.types)
         present = TenantState.of([o for o in live if o.key in targets], live.types)
         report = difference_report(registry, wanted, present, backup_name="plan", against_name="live")

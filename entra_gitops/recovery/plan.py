@@ -8,6 +8,7 @@ derives it again and checks the step against the source before anything is sent.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from collections.abc import Mapping
@@ -56,6 +57,40 @@ class ProtectedObject:
     via: str  # how the setting named it, in words
 
 
+class Guard(enum.Enum):
+    """Which guard refused, and so which flag overrides it."""
+
+    THRESHOLD = "threshold"
+    EMPTIED = "emptied"
+    PROTECTED = "protected"
+    MISSING_TYPE = "missingType"
+    LOCKOUT = "lockout"
+
+
+OVERRIDES = {
+    Guard.THRESHOLD: "--force",
+    Guard.EMPTIED: "--force",
+    Guard.PROTECTED: "--force",
+    Guard.MISSING_TYPE: "--allow-empty",
+    Guard.LOCKOUT: "--allow-lockout",
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One reason a plan is refused as unsafe, and the flag that takes it anyway (the guards are in safety.py)."""
+
+    guard: Guard
+    type_name: str
+    object_id: str | None
+    message: str
+
+    @property
+    def override(self) -> str:
+        flag = OVERRIDES[self.guard]
+        return f"{flag} {self.type_name}" if self.guard is Guard.MISSING_TYPE else flag
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A difference the plan will not write, and why."""
@@ -84,6 +119,9 @@ class Plan:
     protected: tuple[ProtectedObject, ...] = ()
     break_glass: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # What the guards refused when the plan was made (an override takes each): recorded for reviewers and
+    # `show`; apply never trusts it and runs every guard again.
+    refusals: tuple[Refusal, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -427,6 +465,11 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             {"type": s.type_name, "id": s.object_id, "displayName": s.display, "reason": s.reason} for s in plan.skipped
         ],
     }
+    if plan.refusals:  # only then, so a plan without any reads as before
+        document["refusals"] = [
+            {"guard": r.guard.value, "type": r.type_name, "id": r.object_id, "message": r.message}
+            for r in plan.refusals
+        ]
     if plan.checksum:
         document["checksum"] = plan.checksum
     return document
@@ -483,4 +526,5 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
         tuple(ProtectedObject(p["type"], p["id"], p["label"], p["via"]) for p in document.get("protected", ())),
         tuple(document.get("breakGlass", ())),
         tuple(document.get("warnings", ())),
+        tuple(Refusal(Guard(r["guard"]), r["type"], r.get("id"), r["message"]) for r in document.get("refusals", ())),
     )

@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 
 import jsonschema
 
-from entra_gitops.model.errors import OutputError
 from entra_gitops.model.registry import schemas_dir
 from entra_gitops.recovery.errors import PlanFileError
 from entra_gitops.recovery.plan import PLAN_FORMAT, Plan, compute_checksum, plan_from_document, plan_json
+from entra_gitops.state.files import write_atomically
 
 
 def write_plan_file(path: Path, plan: Plan) -> None:
     """Save `plan` to `path` atomically: a crash never leaves half a plan behind."""
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    failure = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch.write_text(plan_json(plan), encoding="utf-8")
-        os.replace(scratch, path)
-    except OSError as err:
-        failure = OutputError.of(path, err)  # the file asked for, not the scratch file the OS refused
-    finally:
-        scratch.unlink(missing_ok=True)
-    if failure is not None:
-        raise failure
+    write_atomically(path, plan_json(plan).encode())
 
 
 @cache

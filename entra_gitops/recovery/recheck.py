@@ -15,6 +15,7 @@ from typing import Any
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.model.frozen import thaw
 from entra_gitops.model.ids import fold_id
+from entra_gitops.model.progress import Progress, Reads
 from entra_gitops.model.registry import Registry
 from entra_gitops.model.tenant import Lifecycle, TenantState
 from entra_gitops.recovery.errors import PlanFileError
@@ -113,10 +114,14 @@ def _relationship_content(registry: Registry, obj: Any) -> dict[str, Any]:
 
 
 async def read_live_for(
-    client: GraphClient, registry: Registry, plan: Plan, extra: frozenset[str] = frozenset()
+    client: GraphClient,
+    registry: Registry,
+    plan: Plan,
+    extra: frozenset[str] = frozenset(),
+    progress: Progress | Reads | None = None,
 ) -> TenantState:
     """The live state a plan's checks need: its types, the types they reference, and `extra` (the guards')."""
     names = set(plan.types) | set(extra)
     for name in list(names):
         names |= registry.get(name).referenced_types
-    return await live_state(client, registry, registry.select(sorted(names)))
+    return await live_state(client, registry, registry.select(sorted(names)), progress)

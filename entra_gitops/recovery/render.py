@@ -1,4 +1,5 @@
-"""Renderings of a recovery plan: a Terraform-like text for terminals, markdown for pull requests.
+"""Renderings of a recovery plan: a Terraform-like text for terminals, markdown for pull requests; and the
+JSON report of an apply.
 
 Every string that comes from the tenant or the plan file passes `printable` (text) or `markdown_text`
 (markdown), so no object name can act on a reviewer's terminal or break out of a table.
@@ -7,15 +8,21 @@ Every string that comes from the tenant or the plan file passes `printable` (tex
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from entra_gitops.model.tenant import SourceKind
-from entra_gitops.model.textsafe import printable
-from entra_gitops.recovery.plan import Plan
+from entra_gitops.model.textsafe import json_safe, printable
+from entra_gitops.recovery.outcome import ApplyOutcome
+from entra_gitops.recovery.plan import Plan, plan_json
 from entra_gitops.recovery.safety import NOTHING_FOUND, Assessment
 from entra_gitops.recovery.steps import LINK_STEPS, Step, Write
 from entra_gitops.report.markdown import markdown_text
 from entra_gitops.report.view import format_value
 
+PLAN_FORMATS = ("text", "markdown", "json")
+APPLY_FORMAT = "entra-gitops.apply-report/1"
+# An apply's status besides the outcomes history records: nothing was run, for one of these reasons.
+ALREADY_APPLIED, NOTHING_TO_APPLY = "alreadyApplied", "nothingToApply"
 STEP_WORDS = {
     Step.RESTORE: ("<", "restore"),
     Step.CREATE: ("+", "re-create"),
@@ -31,6 +38,11 @@ STEP_WORDS = {
 def _label(write: Write) -> str:
     name = f" '{write.display}'" if write.display else ""
     return printable(f"{write.type_name}{name} ({write.object_id})")
+
+
+def write_label(write: Write) -> str:
+    """One write in a few words, as a progress display names the step at hand: `update user 'Kari' (8d3b…)`."""
+    return f"{STEP_WORDS[write.step][1]} {_label(write)}"
 
 
 def _target(plan: Plan) -> str:
@@ -139,3 +151,39 @@ def render_plan_markdown(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> 
     if plan.checksum:
         lines.append(f"Checksum `{plan.checksum}`")
     return "\n".join(lines) + "\n"
+
+
+def render_plan(plan: Plan, assessment: Assessment, output_format: str) -> str:
+    """The plan in one of PLAN_FORMATS: what `plan` prints, and `show` prints again from the saved file."""
+    if output_format == "json":
+        return json_safe(plan_json(plan))  # the same values as the file; nothing in them acts on a terminal
+    if output_format == "markdown":
+        return render_plan_markdown(plan, assessment)
+    return render_plan_text(plan, assessment)
+
+
+def apply_document(plan: Plan, outcome: ApplyOutcome | None, recorded: str | None) -> dict[str, Any]:
+    """What `apply --format json` prints (schemas/reports/apply-report.schema.json). No `outcome`: nothing ran,
+    because the plan has no writes (left) or because its journal shows every write done by an earlier run."""
+    if outcome is None:
+        status = NOTHING_TO_APPLY if plan.empty else ALREADY_APPLIED
+        outcome = ApplyOutcome(earlier=tuple(range(len(plan.writes))))
+    else:
+        status = outcome.status.value
+    return {
+        "format": APPLY_FORMAT,
+        "status": status,
+        "plan": {
+            "checksum": plan.checksum,
+            "tenant": plan.tenant,
+            "source": plan.backup,
+            "commit": plan.backup_commit,
+            "kind": plan.kind.value,
+        },
+        "writes": {"done": len(outcome.applied), "total": len(plan.writes)},
+        "stale": [{"type": type_name, "id": object_id} for type_name, object_id in outcome.stale],
+        "failures": [failure.record() for failure in outcome.failures],
+        "warnings": list(outcome.warnings),
+        "overrides": list(outcome.overrides),
+        "history": recorded,
+    }

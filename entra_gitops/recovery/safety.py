@@ -7,7 +7,6 @@ users to compare with. A check that cannot decide refuses.
 
 from __future__ import annotations
 
-import enum
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,47 +16,13 @@ from entra_gitops.model.registry import Registry
 from entra_gitops.model.settings import CONFIG_FILE, BreakGlassEntry, Protected, SafetySettings
 from entra_gitops.model.tenant import ObjectState, TenantState
 from entra_gitops.recovery.lockout import lockouts, resolve_accounts
-from entra_gitops.recovery.plan import Plan, ProtectedObject
+from entra_gitops.recovery.plan import Guard, Plan, ProtectedObject, Refusal
 from entra_gitops.recovery.simulate import after_plan
 from entra_gitops.recovery.steps import DESTRUCTIVE, LINK_STEPS
 from entra_gitops.state.layout import STATE_DIR
 
 # What the lockout guard must see to judge Conditional Access: the policies, who is in which group, the accounts.
 GUARD_TYPES = frozenset({"conditionalAccessPolicy", "group", "user"})
-
-
-class Guard(enum.Enum):
-    """Which guard refused, and so which flag overrides it."""
-
-    THRESHOLD = "threshold"
-    EMPTIED = "emptied"
-    PROTECTED = "protected"
-    MISSING_TYPE = "missingType"
-    LOCKOUT = "lockout"
-
-
-OVERRIDES = {
-    Guard.THRESHOLD: "--force",
-    Guard.EMPTIED: "--force",
-    Guard.PROTECTED: "--force",
-    Guard.MISSING_TYPE: "--allow-empty",
-    Guard.LOCKOUT: "--allow-lockout",
-}
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """One reason a plan is refused as unsafe, and the flag that takes it anyway."""
-
-    guard: Guard
-    type_name: str
-    object_id: str | None
-    message: str
-
-    @property
-    def override(self) -> str:
-        flag = OVERRIDES[self.guard]
-        return f"{flag} {self.type_name}" if self.guard is Guard.MISSING_TYPE else flag
 
 
 @dataclass(frozen=True)
@@ -81,6 +46,11 @@ class Assessment:
 
 
 NOTHING_FOUND = Assessment()
+
+
+def recorded_assessment(plan: Plan) -> Assessment:
+    """What the guards found when `plan` was made, as its file records it: shown without Graph (`show`)."""
+    return Assessment(plan.refusals, plan.warnings)
 
 
 @dataclass(frozen=True)

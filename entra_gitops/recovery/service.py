@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from entra_gitops.graph.client import GraphClient
+from entra_gitops.model.progress import Progress
 from entra_gitops.model.registry import Registry
 from entra_gitops.recovery.apply import apply_plan
 from entra_gitops.recovery.errors import unsafe
@@ -76,12 +77,13 @@ async def apply_checked(
     skip_stale: bool = False,
     write_rate: float = WRITES_PER_SECOND,
     verify_delay: float = 1.0,
+    progress: Progress | None = None,
 ) -> ApplyOutcome:
     """Apply a plan `check_for_apply` passed; `reread_live` when time went by since (a person was asked)."""
-    live = await read_live_for(client, registry, checked.plan) if reread_live else checked.live
+    live = await read_live_for(client, registry, checked.plan, progress=progress) if reread_live else checked.live
     return await apply_plan(
         client, registry, checked.plan, journal, checked.source, live, skip_stale=skip_stale, write_rate=write_rate,
-        verify_delay=verify_delay, overrides=overrides,
+        verify_delay=verify_delay, overrides=overrides, progress=progress,
     )  # fmt: skip
 
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 
 from entra_gitops import __version__
 from entra_gitops.graph.client import GraphClient
-from entra_gitops.graph.reader import Progress, read_tenant_id
+from entra_gitops.graph.reader import read_tenant_id
 from entra_gitops.model.errors import ConfigError
 from entra_gitops.model.ids import fold_id, utc_text
+from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.registry import Registry
 from entra_gitops.model.settings import Config
 from entra_gitops.model.tenant import Lifecycle, SourceKind, TenantState
@@ -115,14 +116,17 @@ async def make_plan(
     scope: ReportScope,
     options: PlanOptions,
     now: dt.datetime,
-    progress: Progress | None = None,
+    progress: Progress | Reads | None = None,
 ) -> Checked:
     """Plan the live tenant back to `source` within `scope`, and run every guard on the result."""
+    watch = watched(progress)
     tenant = await check_repository_tenant(client, store, config, registry)
+    watch.phase(f"load {source.label}")
     source_state = load_source(store, registry, source, changed_since_backup(store, source))
     types = read_types(registry, config, scope.types, source.types)
-    live = await live_state(client, registry, registry.select(list(types)), progress)
+    live = await live_state(client, registry, registry.select(list(types)), watch)
     check_ids(scope, source_state, live, source.label, "the live tenant")
+    watch.phase("plan and check the guards")
     report = difference_report(
         registry, source_state, live, backup_name=source.label, against_name="the live tenant", scope=scope,
         note=source.note,
@@ -144,7 +148,7 @@ async def make_plan(
     )
     context = Context(live, source_state, config.safety, protected, unmatched, config.break_glass, source.present)
     assessment = assess(registry, plan, context)
-    plan = with_checksum(replace(plan, warnings=assessment.warnings))
+    plan = with_checksum(replace(plan, warnings=assessment.warnings, refusals=assessment.refusals))
     return Checked(plan, assessment, source_state, live)
 
 
@@ -182,6 +186,7 @@ async def check_for_apply(
     config: Config,
     plan: Plan,
     events: Mapping[int, JournalEvent],
+    progress: Progress | Reads | None = None,
 ) -> Checked:
     """A plan file as apply runs it: tenant checked, every step verified against its source, the guards run again."""
     tenant = await check_repository_tenant(client, store, config, registry)
@@ -190,7 +195,7 @@ async def check_for_apply(
     source = apply_source(store, registry, plan)
     source_state = load_source(store, registry, source, plan_paths(registry, plan))
     extra = GUARD_TYPES if config.break_glass else frozenset()
-    live = await read_live_for(client, registry, plan, extra)
+    live = await read_live_for(client, registry, plan, extra, progress)
     verified, _ = verify_plan(registry, plan, source_state, live, touched_objects(plan, events))
     protected, unmatched = resolve_protected(config.safety.protected, source_state, live)
     context = Context(live, source_state, config.safety, protected, unmatched, config.break_glass, source.present)

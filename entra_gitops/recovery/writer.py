@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from entra_gitops.graph.client import BatchRequest, GraphClient, GraphResponse
 from entra_gitops.model.ids import fold_id, graph_path
+from entra_gitops.model.progress import SILENT, Progress
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.recovery.errors import PlanFileError
 from entra_gitops.recovery.steps import LINK_STEPS, Step, Write
@@ -16,16 +18,19 @@ WRITES_PER_SECOND = 20.0
 
 
 class Pacer:
-    """Spaces writes `1 / rate` seconds apart."""
+    """Spaces writes `1 / rate` seconds apart; `on_wait` is told of each wait: its seconds, and which write waits."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, on_wait: Callable[[float, str], None] | None = None) -> None:
         self.interval = 1.0 / rate
         self.next_write = 0.0
+        self.on_wait = on_wait
 
-    async def wait(self) -> None:
+    async def wait(self, which: str = "") -> None:
         # Graph allows 20 writes/s per app and tenant; pacing below it beats discovering it through 429s.
         delay = self.next_write - time.monotonic()
         if delay > 0:
+            if self.on_wait is not None:
+                self.on_wait(delay, which)
             await asyncio.sleep(delay)
         # Carry a late wake-up over (at most one interval), so timer overshoot does not lower the rate.
         self.next_write = max(self.next_write, time.monotonic() - self.interval) + self.interval
@@ -34,10 +39,19 @@ class Pacer:
 class Writer:
     """Sends writes through one client, and tells whether a write whose answer was lost took effect."""
 
-    def __init__(self, client: GraphClient, registry: Registry, write_rate: float = WRITES_PER_SECOND) -> None:
+    def __init__(
+        self,
+        client: GraphClient,
+        registry: Registry,
+        write_rate: float = WRITES_PER_SECOND,
+        progress: Progress = SILENT,
+    ) -> None:
         self.client = client
         self.registry = registry
-        self.pacer = Pacer(write_rate)
+        self.pacer = Pacer(
+            write_rate,
+            lambda seconds, which: progress.waiting(seconds, f"the write pace, {write_rate:g}/s{which}"),
+        )
 
     def body(self, write: Write) -> Any:
         if write.step is Step.ADD_LINK and isinstance(write.body, dict):
@@ -60,9 +74,9 @@ class Writer:
 
     async def send_batch(self, writes: list[Write]) -> list[GraphResponse]:
         """Several independent writes in one $batch call; each still counts against the write pace."""
-        for write in writes:
+        for number, write in enumerate(writes, 1):
             self.guard(write)
-            await self.pacer.wait()
+            await self.pacer.wait(f" (write {number} of {len(writes)} in this $batch)")
         requests = [BatchRequest(str(n), w.method, w.path, self.body(w)) for n, w in enumerate(writes)]
         answers = await self.client.batch(requests)
         return [answers[str(n)] for n in range(len(writes))]

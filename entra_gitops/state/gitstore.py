@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ import git
 
 from entra_gitops.model import canonical
 from entra_gitops.model.errors import EntraGitopsError, StateFileError
+from entra_gitops.model.progress import Advance, counted
 from entra_gitops.state.layout import STATE_DIR
 
 BACKUP_PREFIX = "backup/"
@@ -107,6 +109,17 @@ def _fast_import_data(content: bytes) -> bytes:
     return b"data %d\n" % len(content) + content + b"\n"
 
 
+def _fed(process: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> tuple[bytes, bytes]:
+    """Write `chunks` to a process's input as it reads them, then its output and errors once it is done."""
+    assert process.stdin is not None
+    try:
+        for chunk in chunks:
+            process.stdin.write(chunk)
+    except BrokenPipeError:
+        pass  # git stopped reading: its exit code and errors say why
+    return process.communicate()
+
+
 class StateRepo:
     """A git repository holding tenant-state/; all git I/O of the tool goes through here."""
 
@@ -149,7 +162,10 @@ class StateRepo:
             "GIT_COMMITTER_EMAIL": os.environ.get("GIT_COMMITTER_EMAIL", str(email)),
         }
 
-    def _git(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+    def _git(
+        self, *args: str, stdin: bytes | Iterable[bytes] | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
+        """Run git; `stdin` is its input, whole or as chunks written while git reads them."""
         environment = {**self._identity_env(), **(env or {})}
         try:
             # git runs in a session of its own: a terminal's Ctrl+C or a CI cancel signals this process's
@@ -159,7 +175,7 @@ class StateRepo:
             process = self.repo.git.execute(
                 ["git", *args], env=environment, as_process=True, istream=subprocess.PIPE, start_new_session=True
             )
-            out, err = process.proc.communicate(stdin)
+            out, err = process.proc.communicate(stdin) if isinstance(stdin, bytes) else _fed(process.proc, stdin)
             if process.proc.returncode:
                 raise RepositoryError(f"git {args[0]} failed: {err.decode(errors='replace').strip()}")
             return out.decode()
@@ -260,19 +276,25 @@ class StateRepo:
             removed=tuple(sorted(p for p in current if p not in files)),
         )
 
-    def write_commit(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
+    def write_commit(
+        self,
+        files: Mapping[str, bytes],
+        change: TreeChange,
+        message: str,
+        when: dt.datetime,
+        advance: Advance | None = None,
+    ) -> str:
         """A commit of `change` on top of HEAD, in git's object store only: no ref, index or file moves.
 
-        Changed blobs go in through one `git fast-import` stream; the tree is built in a scratch index
-        (HEAD's tree plus the change) and committed with commit-tree. (fast-import could commit too, but
-        it inserts tree entries one by one and takes minutes for a folder of 100,000 files.)
+        Changed blobs go in through one `git fast-import` stream (`advance`, when given, is told how many more
+        files git was given as it reads them); the tree is built in a scratch index (HEAD's tree plus the
+        change) and committed with commit-tree. (fast-import could commit too, but it inserts tree entries
+        one by one and takes minutes for a folder of 100,000 files.)
         """
         parent = self.head
         written = change.added + change.modified
-        stream = bytearray()
-        for path in written:
-            stream += b"blob\n" + _fast_import_data(files[path])
-        self._git("fast-import", "--quiet", "--done", stdin=bytes(stream + b"done\n"))
+        blobs = (b"blob\n" + _fast_import_data(files[path]) for path in counted(written, advance, every=500))
+        self._git("fast-import", "--quiet", "--done", stdin=itertools.chain(blobs, [b"done\n"]))
         entries = [f"100644 {blob_id(files[p])}\t{p}\n" for p in written]
         entries += [f"0 {'0' * 40}\t{p}\n" for p in change.removed]
         with tempfile.TemporaryDirectory(prefix="index-", dir=self._scratch()) as scratch:

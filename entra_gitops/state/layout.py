@@ -8,6 +8,7 @@ from typing import NamedTuple
 from entra_gitops.model import canonical
 from entra_gitops.model.errors import StateFileError
 from entra_gitops.model.frozen import freeze
+from entra_gitops.model.progress import Advance, counted
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
 from entra_gitops.state.paths import object_file_name, object_id_from_file_name
@@ -47,10 +48,10 @@ def type_prefixes(rtypes: Iterable[ResourceType]) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-def render_files(registry: Registry, state: TenantState) -> dict[str, bytes]:
-    """Every object of `state` as its canonical file."""
+def render_files(registry: Registry, state: TenantState, advance: Advance | None = None) -> dict[str, bytes]:
+    """Every object of `state` as its canonical file; `advance`, when given, is told how many more are done."""
     files: dict[str, bytes] = {}
-    for obj in state:
+    for obj in counted(state, advance):
         rtype = registry.get(obj.type_name)
         files[object_path(rtype, obj.id, obj.lifecycle)] = canonical.dump(obj.data)
     return files

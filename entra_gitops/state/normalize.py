@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from entra_gitops.model.frozen import freeze
 from entra_gitops.model.ids import GUID
+from entra_gitops.model.progress import Advance, counted
 from entra_gitops.model.reads import TenantRead
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
@@ -137,14 +138,17 @@ class Normalized(NamedTuple):
     redactions: tuple[Redaction, ...]
 
 
-def normalize_read(registry: Registry, read: TenantRead) -> Normalized:
-    """Every object of a read as ObjectStates: live ones active, deleted ones soft-deleted."""
+def normalize_read(registry: Registry, read: TenantRead, advance: Advance | None = None) -> Normalized:
+    """Every object of a read as ObjectStates: live ones active, deleted ones soft-deleted.
+
+    `advance`, when given, is told how many more objects are done as the work goes (for a progress display).
+    """
     objects: list[ObjectState] = []
     redactions: list[Redaction] = []
     for type_name, raws in read.objects.items():
         rtype = registry.get(type_name)
         link_maps = {p.name: read.links.get((type_name, p.name), MappingProxyType({})) for p in rtype.links}
-        for raw in raws:
+        for raw in counted(raws, advance):
             object_id = str(raw.get("id", ""))
             links = {name: members.get(object_id, ()) for name, members in link_maps.items()}
             data, found = normalize_object(rtype, raw, links)
@@ -153,7 +157,7 @@ def normalize_read(registry: Registry, read: TenantRead) -> Normalized:
     for type_name, raws in read.deleted.items():
         rtype = registry.get(type_name)
         renames = rtype.soft_delete.renames if rtype.soft_delete else {}
-        for raw in raws:
+        for raw in counted(raws, advance):
             if renames:
                 # Graph rewrites a deleted user's sign-in name and gives it back on restore: keep the real one.
                 object_id = str(raw.get("id", ""))

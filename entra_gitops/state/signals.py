@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -16,8 +20,33 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a CI cancel, `kill`): unwinds like Ctrl+C, so locks are released and journals closed."""
 
 
+_received: list[int] = []
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    on_interrupt = signal.getsignal(signal.SIGINT)
+    if callable(on_interrupt) and on_interrupt is not signal.default_int_handler:
+        # Inside asyncio.run, whose own SIGINT handler cancels the main task: an exception raised at an
+        # arbitrary point of the event loop can land between creating an async context manager's exit
+        # and awaiting it, and be lost; a cancellation arrives at an await, where every library expects
+        # it. asyncio.run then raises KeyboardInterrupt, which terminated() tells apart.
+        on_interrupt(signal.SIGINT, frame)
+        return
     raise Terminated()
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, except that a SIGTERM whose cancellation some library swallowed still stops the run."""
+    result = asyncio.run(main)
+    if signal.SIGTERM in _received:
+        raise Terminated()
+    return result
+
+
+def terminated(stop: BaseException) -> bool:
+    """Whether an interrupt that stopped the run came from SIGTERM rather than Ctrl+C."""
+    return isinstance(stop, Terminated) or signal.SIGTERM in _received
 
 
 def install() -> None:

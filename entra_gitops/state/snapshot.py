@@ -11,8 +11,9 @@ from types import MappingProxyType
 
 from entra_gitops import __version__
 from entra_gitops.graph.client import GraphClient
-from entra_gitops.graph.reader import Progress, read_tenant, read_tenant_id
+from entra_gitops.graph.reader import read_tenant, read_tenant_id
 from entra_gitops.model.errors import EntraGitopsError
+from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.reads import GraphStats
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, set_tenant_id
@@ -27,8 +28,9 @@ from entra_gitops.state.gitstore import (
     parse_backup,
 )
 from entra_gitops.state.layout import locate, render_files, type_prefixes
-from entra_gitops.state.normalize import Redaction, normalize_read
+from entra_gitops.state.normalize import Redaction
 from entra_gitops.state.signals import deferred
+from entra_gitops.state.sources import normalized
 from entra_gitops.state.tenancy import check_tenant, expected_tenant
 
 
@@ -150,10 +152,14 @@ async def take_snapshot(
     types: tuple[ResourceType, ...],
     config: Config,
     now: dt.datetime,
-    progress: Progress | None = None,
+    progress: Progress | Reads | None = None,
     accept_shrink: frozenset[str] = frozenset(),
 ) -> SnapshotOutcome:
-    """Check the tenant, read, normalize, commit and tag; nothing is written unless every read succeeded."""
+    """Check the tenant, read, normalize, commit and tag; nothing is written unless every read succeeded.
+
+    `progress` is told each phase as it goes: read (per type), normalize, render, compare, commit, check out.
+    """
+    watch = watched(progress)
     recovered = store.finish_interrupted()
     dirty = store.dirty_state_files()
     if dirty:
@@ -172,16 +178,18 @@ async def take_snapshot(
     backups = store.backups()
     tenant = await read_tenant_id(client, registry)
     check_tenant(*expected_tenant(config, backups), tenant, client.base_url)
-    read = await read_tenant(client, registry, types, progress)
+    read = await read_tenant(client, registry, types, watch)
     read_seconds = lap()
-    normalized = normalize_read(registry, read)
-    state = normalized.state
+    normal = normalized(registry, read, watch)
+    state = normal.state
     counts = state.counts()
     previous = next((b for b in backups if b.complete), None)
     check_read(previous, state, config, accept_shrink)
 
-    files = render_files(registry, state)
+    watch.phase("render", len(state), "files")
+    files = render_files(registry, state, watch.advance)
     render_seconds = lap()
+    watch.phase("compare")
     change = store.tree_change(files, type_prefixes(types))
     by_type = changes_by_type(registry, change)
     message = commit_message(by_type, counts)
@@ -192,7 +200,8 @@ async def take_snapshot(
             change, message = recorded, message + f"\n{CONFIG_FILE}: tenantId {tenant} recorded\n"
     commit = store.head
     if not change.empty:
-        commit = store.write_commit(files, change, message, now)
+        watch.phase("commit", len(change.added) + len(change.modified), "files")
+        commit = store.write_commit(files, change, message, now, watch.advance)
     assert commit is not None
     name = _free_name(store, now)
     record = {
@@ -207,6 +216,7 @@ async def take_snapshot(
     pruned = pruned_backups([backup, *store.backups()], config.retention)
     tag = store.tag_object(name, commit, backup_message(name, record), now)
     # One ref transaction moves the branch, creates the tag and prunes; a signal waits until the files follow.
+    watch.phase("check out")
     with deferred():
         store.publish(commit, tag=(name, tag), delete_tags=tuple(pruned))
     write_seconds = lap()
@@ -217,7 +227,7 @@ async def take_snapshot(
         changes_by_type=by_type,
         pruned=tuple(pruned),
         stats=read.stats,
-        redactions=normalized.redactions,
+        redactions=normal.redactions,
         seconds=MappingProxyType({"read": read_seconds, "normalize": render_seconds, "write": write_seconds}),
         notes=(recovered,) if recovered else (),
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from entra_gitops.graph.client import GraphClient
-from entra_gitops.graph.reader import Progress, read_tenant
+from entra_gitops.graph.reader import read_tenant
 from entra_gitops.model.errors import StateFileError
+from entra_gitops.model.progress import Progress, Reads, watched
+from entra_gitops.model.reads import TenantRead
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.tenant import SourceKind, TenantState
 from entra_gitops.state.gitstore import BACKUP_PREFIX, Backup, RepositoryError, StateRepo
 from entra_gitops.state.layout import load_state
-from entra_gitops.state.normalize import normalize_read
+from entra_gitops.state.normalize import Normalized, normalize_read
 from entra_gitops.state.validate import Problem, check_files
 
 
@@ -94,8 +96,20 @@ def load_source(store: StateRepo, registry: Registry, source: Source, paths: set
 
 
 async def live_state(
-    client: GraphClient, registry: Registry, types: tuple[ResourceType, ...], progress: Progress | None = None
+    client: GraphClient,
+    registry: Registry,
+    types: tuple[ResourceType, ...],
+    progress: Progress | Reads | None = None,
+    phase: str = "read",
 ) -> TenantState:
     """The live tenant's state for `types`, read and normalized exactly as a snapshot would."""
-    read = await read_tenant(client, registry, types, progress)
-    return normalize_read(registry, read).state
+    watch = watched(progress)
+    read = await read_tenant(client, registry, types, watch, phase)
+    return normalized(registry, read, watch).state
+
+
+def normalized(registry: Registry, read: TenantRead, progress: Progress) -> Normalized:
+    """A read normalized, as the `normalize` phase of `progress`."""
+    objects = sum(map(len, read.objects.values())) + sum(map(len, read.deleted.values()))
+    progress.phase("normalize", objects, "objects")
+    return normalize_read(registry, read, progress.advance)

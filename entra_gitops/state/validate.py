@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -66,29 +67,73 @@ def _first_difference(actual: bytes, expected: bytes) -> int:
     return min(len(actual.splitlines()), len(expected.splitlines())) + 1
 
 
-def check_file(registry: Registry, path: str, content: bytes) -> Iterator[Problem]:
-    """Every problem of one file; none for a valid, canonical state file."""
+class Rewrite(NamedTuple):
+    """What `fmt` may do with one file: the problems no rewrite fixes, or else the file's canonical content."""
+
+    problems: tuple[Problem, ...]
+    content: bytes | None  # None while there are problems
+
+
+def _examine(registry: Registry, path: str, content: bytes) -> tuple[list[Problem], bytes | None]:
+    """The file's problems other than its form, and its canonical content (when it loads and holds no secret)."""
     where = locate(registry, path)
     if where is None:
-        yield Problem(path, 1, 1, "not a state file: expected tenant-state/<folder>/<id>.yaml or a singleton's file")
-        return
+        message = "not a state file: expected tenant-state/<folder>/<id>.yaml or a singleton's file"
+        return [Problem(path, 1, 1, message)], None
     try:
         data = canonical.load(content, path)
     except StateFileError as err:
-        yield Problem(path, err.line, err.column, err.message)
-        return
-    yield from _schema_problems(where.rtype, path, content, data)
+        return [Problem(path, err.line, err.column, err.message)], None
+    problems = list(_schema_problems(where.rtype, path, content, data))
     object_id = data.get("id")
     if where.object_id is not None and object_id != where.object_id:
         line, column = _position(content, ["id"])
-        yield Problem(
-            path, line, column, f"id {object_id!r} does not match the file name, which says {where.object_id!r}"
+        problems.append(
+            Problem(
+                path, line, column, f"id {object_id!r} does not match the file name, which says {where.object_id!r}"
+            )
         )
     links = {p.name: data.get(p.name) or () for p in where.rtype.links}
-    expected = canonical.dump(normalize_object(where.rtype, data, links)[0])
-    if expected != content:
+    normalized, redactions = normalize_object(where.rtype, data, links)
+    for redaction in redactions:
+        # Canonical form would hold the redaction marker instead: a change of value, not of form.
+        line, column = _position(content, [re.split(r"[.\[]", redaction.path, maxsplit=1)[0]])
+        problems.append(
+            Problem(
+                path,
+                line,
+                column,
+                f"{redaction.path}: holds a value that looks like a client secret, which a state file never keeps; "
+                "remove it by hand",
+            )
+        )
+    return problems, None if redactions else canonical.dump(normalized)
+
+
+def check_file(registry: Registry, path: str, content: bytes) -> Iterator[Problem]:
+    """Every problem of one file; none for a valid, canonical state file."""
+    problems, expected = _examine(registry, path, content)
+    yield from problems
+    if expected is not None and expected != content:
         line = _first_difference(content, expected)
-        yield Problem(path, line, 1, "not in canonical form: entra-gitops would write this file differently")
+        yield Problem(
+            path,
+            line,
+            1,
+            f"not in canonical form: entra-gitops would write this file differently; `entra-gitops fmt {path}` "
+            "rewrites it",
+        )
+
+
+def rewrite_file(registry: Registry, path: str, content: bytes) -> Rewrite:
+    """The file as entra-gitops writes it, or why it must be fixed by hand: what `fmt` writes or refuses.
+
+    Only the form changes: key order, quoting, indentation, sorted sets, GUID case, empty values left out.
+    A file that does not load, fails its schema, names another id or holds a value that looks like a client
+    secret (which canonical form would replace with the redaction marker) is refused.
+    """
+    problems, expected = _examine(registry, path, content)
+    return Rewrite(tuple(problems), None) if problems else Rewrite((), expected)
 
 
 def _schema_problems(rtype: ResourceType, path: str, content: bytes, data: Any) -> Iterator[Problem]:
@@ -142,3 +187,28 @@ def check_files(registry: Registry, files: Mapping[str, bytes], paths: Iterable[
 def locate_or_none(registry: Registry, path: str) -> bool:
     """Whether a tree path is a state file at all (other files in tenant-state/, a README, are not checked)."""
     return locate(registry, path) is not None
+
+
+VALIDATION_FORMAT = "entra-gitops.validation-report/1"
+FMT_FORMAT = "entra-gitops.fmt-report/1"
+
+
+def _problem_records(problems: Iterable[Problem]) -> list[dict[str, Any]]:
+    return [{"file": p.path, "line": p.line, "column": p.column, "message": p.message} for p in problems]
+
+
+def validation_document(checked: int, problems: Iterable[Problem]) -> dict[str, Any]:
+    """What `validate --format json` prints (schemas/reports/validation-report.schema.json)."""
+    records = _problem_records(problems)
+    return {"format": VALIDATION_FORMAT, "checked": checked, "valid": not records, "problems": records}
+
+
+def fmt_document(checked: int, changed: Iterable[str], problems: Iterable[Problem], *, written: bool) -> dict[str, Any]:
+    """What `fmt --format json` prints (schemas/reports/fmt-report.schema.json)."""
+    return {
+        "format": FMT_FORMAT,
+        "checked": checked,
+        "written": written,
+        "changed": list(changed),
+        "problems": _problem_records(problems),
+    }
