@@ -14,7 +14,7 @@ from typing import Any
 import git
 import pytest
 import yaml
-from conftest import demo_seed, served
+from conftest import demo_seed, run_main, served
 from test_init import (
     FLEET_TENANTS,
     OTHER_TENANT,
@@ -32,7 +32,6 @@ from entra_gitops.workflow.fleet import (
     FLEET_TOKEN_SECRET,
     FLEET_WORKFLOW,
     TENANTS_FILE,
-    main,
     parse_tenants,
 )
 from entra_gitops.workflow.scaffold import SNAPSHOT_WORKFLOW, TEMPLATES
@@ -108,26 +107,26 @@ def test_a_tenants_yaml_that_is_no_mapping_or_has_duplicate_keys_is_refused(tmp_
         assert result.exit_code == 1 and "tenants.yaml:" in result.output and message in result.output, result.output
 
 
-def test_the_matrix_job_checks_the_file_and_prints_the_matrix(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_matrix_job_checks_the_file_and_prints_the_matrix(tmp_path: Path) -> None:
     path = tmp_path / "tenants.yaml"
     path.write_text(FLEET_TENANTS)
     outputs = tmp_path / "output"
     outputs.write_text("")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GITHUB_OUTPUT", str(outputs))
-        assert main(["matrix", str(path), "--default-branch", "main"]) == 0
+        made = run_main("fleet-matrix", path, "--default-branch", "main")
+    assert made.returncode == 0
     lines = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert lines["max-parallel"] == "2"  # maxParallel 4, but only two tenants
     matrix = json.loads(lines["tenants"])
     assert [m["name"] for m in matrix] == list(NAMES)
     assert set(matrix[0]) == {"name", "tenantId", "clientId", "repository", "defaultBranch", "directory"}
-    assert "2 tenant(s)" in capsys.readouterr().out
+    assert "2 tenant(s)" in made.stdout
 
     path.write_text(FLEET_TENANTS.replace("maxParallel: 4", "maxParallel: many"))
-    assert main(["matrix", str(path)]) == 1
-    out, err = capsys.readouterr()
+    refused = run_main("fleet-matrix", path)
+    assert refused.returncode == 1
+    out, err = refused.stdout, refused.stderr
     assert f"::error title=entra-gitops,file={path},line=2,col=14::" in out  # an annotation on the line
     assert "maxParallel: must be a whole number" in err
 

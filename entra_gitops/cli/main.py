@@ -10,6 +10,7 @@ from entra_gitops import __version__
 from entra_gitops.cli.boundary import INTERRUPTED, Commands
 from entra_gitops.cli.demo import demo_command
 from entra_gitops.cli.emulator import emulator_command
+from entra_gitops.cli.fleet import fleet_matrix_command
 from entra_gitops.cli.fmt import fmt_command
 from entra_gitops.cli.history import history_command
 from entra_gitops.cli.output import colour_refused
@@ -60,6 +61,7 @@ for command in (
     init_command,
     drift_command,
     permissions_command,
+    fleet_matrix_command,
 ):
     cli.add_command(command)
 

@@ -8,24 +8,21 @@ repository out), then one job that gathers each tenant's drift into one job summ
 tenant's repository into the same `tenants/<name>` folder, ready to push.
 
 tenants.yaml is read as strictly as entra-gitops.yaml (model/settings.py, schemas/settings/tenants.schema.json):
-every mistake at file:line:column. `python -m entra_gitops.workflow.fleet matrix tenants.yaml` is the
-workflow's first job: it checks the file and prints the matrix as step outputs.
+every mistake at file:line:column. `entra-gitops fleet-matrix tenants.yaml` (cli/fleet.py) is the workflow's
+first job: it checks the file and writes the matrix as step outputs.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from entra_gitops.model.errors import ConfigError
 from entra_gitops.model.ids import fold_id
-from entra_gitops.model.settings import TENANTS_SCHEMA_FILE, ConfigFileError, checked_settings
-from entra_gitops.workflow.github import error_annotation
+from entra_gitops.model.settings import TENANTS_SCHEMA_FILE, checked_settings
 from entra_gitops.workflow.install import REQUIREMENTS_FILE, InstallSpec
 from entra_gitops.workflow.scaffold import render, scaffold_files, template_values, write_scaffolds
 
@@ -177,45 +174,3 @@ def matrix_outputs(fleet: Fleet) -> str:
     """The fleet workflow's first job's step outputs: the matrix (one line of JSON) and max-parallel."""
     tenants = json.dumps([t.matrix_entry() for t in fleet.tenants], separators=(",", ":"))
     return f"tenants={tenants}\nmax-parallel={min(fleet.max_parallel, len(fleet.tenants))}\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m entra_gitops.workflow.fleet matrix TENANTS.yaml [--default-branch B]`: the matrix as step
-    outputs (appended to $GITHUB_OUTPUT, else printed), or each mistake as a GitHub error annotation on its line
-    and exit 1."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    default_branch = "main"
-    if "--default-branch" in args:
-        at = args.index("--default-branch")
-        default_branch = args[at + 1] if at + 1 < len(args) else ""
-        del args[at : at + 2]
-    if len(args) != 2 or args[0] != "matrix" or not default_branch:
-        print(
-            "usage: python -m entra_gitops.workflow.fleet matrix TENANTS.yaml [--default-branch BRANCH]",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        fleet = load_tenants(Path(args[1]), default_branch)
-    except ConfigFileError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
-            print(error_annotation(str(problem), file=problem.path, line=problem.line, column=problem.column))
-        return 1
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    output = os.environ.get("GITHUB_OUTPUT")  # a step's outputs file; stdout stays the log (and its annotations)
-    if output:
-        with open(output, "a", encoding="utf-8") as outputs:
-            outputs.write(matrix_outputs(fleet))
-    else:
-        sys.stdout.write(matrix_outputs(fleet))
-    print(
-        f"{len(fleet.tenants)} tenant(s), at most {fleet.max_parallel} at once: {', '.join(t.name for t in fleet.tenants)}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
