@@ -58,6 +58,8 @@ class Items(Reader):
         return Reply(200, listing(context_url(request, request.path), value, next_link, count))
 
     def count(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
+        # aad-advanced-queries.md: `$count` on directory objects is an advanced query; without
+        # `ConsistencyLevel: eventual` Graph refuses it with 400.
         if request.headers.get("consistencylevel", "").lower() != "eventual":
             raise bad_request("Count is not currently supported without the header ConsistencyLevel: eventual.")
         bucket = self.tenant.objects(route.rtype, self._parent(route, params))
