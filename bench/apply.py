@@ -42,8 +42,11 @@ from entra_gitops.emulator.server import serve_in_background
 from entra_gitops.graph.client import connect
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import Config
-from entra_gitops.recovery.apply import ApplyOutcome, Journal, JournalEvent, apply_plan, read_live_for
+from entra_gitops.recovery.apply import apply_plan
+from entra_gitops.recovery.journal import Journal, JournalEvent
+from entra_gitops.recovery.outcome import ApplyOutcome
 from entra_gitops.recovery.plan import Plan, Step, Write, build_plan
+from entra_gitops.recovery.recheck import read_live_for
 from entra_gitops.report.diff import difference_report
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.snapshot import take_snapshot

@@ -12,8 +12,8 @@ from test_safety import BREAK_GLASS, GROUPS, USERS, edit, judge, members, plan_f
 
 from entra_gitops.model.settings import SafetySettings
 from entra_gitops.model.tenant import TenantState
-from entra_gitops.recovery.plan import PlanOptions
-from entra_gitops.recovery.safety import Assessment, Guard, Refusal
+from entra_gitops.recovery.plan import Guard, PlanOptions, Refusal
+from entra_gitops.recovery.safety import Assessment
 from entra_gitops.report.diff import ReportScope
 
 # Users the demo holds that recovery may write (not synchronised, not the break-glass accounts), in a fixed order.

@@ -23,8 +23,10 @@ from entra_gitops.graph.client import GraphClient, connect
 from entra_gitops.model.registry import Registry, load_registry, schemas_dir
 from entra_gitops.model.settings import Config
 from entra_gitops.model.tenant import TenantState
-from entra_gitops.recovery.apply import Journal, apply_plan, read_live_for
+from entra_gitops.recovery.apply import apply_plan
+from entra_gitops.recovery.journal import Journal
 from entra_gitops.recovery.plan import build_plan
+from entra_gitops.recovery.recheck import read_live_for
 from entra_gitops.report.diff import difference_report
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.snapshot import take_snapshot

@@ -18,8 +18,8 @@ from entra_gitops.model.ids import graph_path
 from entra_gitops.model.registry import Registry, default_registry
 from entra_gitops.model.settings import BreakGlassEntry, Protected, SafetySettings
 from entra_gitops.model.tenant import Lifecycle, ObjectState, SourceKind, TenantState
-from entra_gitops.recovery.plan import Plan, PlanOptions, build_plan
-from entra_gitops.recovery.safety import Assessment, Context, Guard, assess, resolve_protected
+from entra_gitops.recovery.plan import Guard, Plan, PlanOptions, build_plan
+from entra_gitops.recovery.safety import Assessment, Context, assess, resolve_protected
 from entra_gitops.recovery.simulate import after_plan
 from entra_gitops.recovery.steps import Request, Step, StepError, Write, check_step, derive_request
 from entra_gitops.report.diff import Action, Blocker, ReportScope, difference_report

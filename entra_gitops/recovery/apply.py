@@ -22,7 +22,7 @@ from entra_gitops.recovery.errors import StalePlanError
 from entra_gitops.recovery.journal import FINISHED, Journal, JournalEvent, now_text
 from entra_gitops.recovery.outcome import ApplyOutcome, Failure, ending
 from entra_gitops.recovery.plan import Plan, holds_redaction
-from entra_gitops.recovery.recheck import read_live_for, stale_objects, touched_objects, verify_plan
+from entra_gitops.recovery.recheck import stale_objects, touched_objects, verify_plan
 from entra_gitops.recovery.render import write_label
 from entra_gitops.recovery.steps import Step, Write
 from entra_gitops.recovery.writer import WRITES_PER_SECOND, Writer
@@ -30,8 +30,6 @@ from entra_gitops.report.diff import ChangeKind, ObjectChange, difference_report
 from entra_gitops.state.sources import live_state
 
 # Where callers from before the split (bench/apply.py) find these.
-__all__ = ["ApplyOutcome", "Journal", "JournalEvent", "apply_plan", "read_live_for"]
-
 # How long to wait for Graph to find an object this run just restored or created (about seven seconds).
 REPLICATION_LAG_DELAYS = (1.0, 2.0, 4.0)
 IN_DOUBT = frozenset({None, 500, 502, 503, 504})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from entra_gitops.model.errors import EntraGitopsError, ExitCode
-from entra_gitops.recovery.safety import Refusal
+from entra_gitops.recovery.plan import Refusal
 
 
 class PlanFileError(EntraGitopsError):
