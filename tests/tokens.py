@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import http.server
 import ipaddress
@@ -82,3 +83,13 @@ class TokenEndpoint:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+def unsigned_jwt(claims: dict[str, Any]) -> str:
+    """An unsigned JWT (alg none, empty signature) carrying `claims`: the emulator reads them, never verifies."""
+
+    def segment(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    body = {"aud": "https://graph.microsoft.com", **claims}
+    return f"{segment({'alg': 'none', 'typ': 'JWT'})}.{segment(body)}."

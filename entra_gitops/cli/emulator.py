@@ -61,7 +61,11 @@ def emulator_command(
     Graph client. Every request needs a bearer token: an opaque one (entra-gitops's local token, or
     'Authorization: Bearer local' with curl) may do everything; an unsigned JWT is held to the
     permissions in its `roles` (or `scp`) claim, as Graph would. The tenant lives in memory and
-    starts from --seed.
+    starts from --seed. Every accepted write is a directoryAudit event (GET auditLogs/directoryAudits,
+    which a JWT reads with AuditLog.Read.All and Directory.Read.All) naming who made it: a JWT with
+    `upn` (or `unique_name`), `oid` and `name` is that user; one with `appid` and `app_displayname`
+    (and `oid`, its service principal) is that application; an opaque token is the user "Emulator
+    Administrator" (admin@ the tenant's default domain).
 
     \b
     Examples:

@@ -3,8 +3,10 @@
 # Token rules (README, "The Graph emulator"): every request needs `Authorization: Bearer <token>`. A JWT
 # (three base64url segments; never verified: the emulator listens on loopback only) grants exactly its
 # `roles` claim (application permissions) and its `scp` claim (delegated scopes, space-separated); any
-# other token, such as entra-gitops's local one, grants every permission. What a call needs comes from
-# the schemas' x-entra-permissions, so the emulator and `entra-gitops permissions` read the same facts.
+# other token, such as entra-gitops's local one, grants every permission. Who a JWT names (upn or unique_name,
+# oid, name for a user; appid, app_displayname, oid for an application) is who the audit log says made a write.
+# What a call needs comes from the schemas' x-entra-permissions, so the emulator and `entra-gitops permissions`
+# read the same facts.
 # Graph's documentation: concepts/errors.md (401 "Required authentication information is either missing
 # or not valid for the resource", 403 "Access is denied to the requested resource"), concepts/json-batching.md
 # (its example answers a sub-request without the permission with 403 Authorization_RequestDenied,
@@ -79,11 +81,36 @@ def operation(route: Route, method: str) -> str | None:
     return found
 
 
+# Who an opaque token (entra-gitops's local one, `Bearer local`) is in the audit log: one fixed administrator.
+# Its user principal name is LOCAL_ADMIN_ALIAS at the tenant's default domain (audit.py).
+LOCAL_ADMIN_ID = "e0a1d000-0000-4000-8000-00000000ad01"
+LOCAL_ADMIN_NAME = "Emulator Administrator"
+LOCAL_ADMIN_ALIAS = "admin"
+
+# directoryaudit-list-permissions.md: "AuditLog.Read.All and Directory.Read.All", delegated and application alike.
+AUDIT_LOG_READ = frozenset({"AuditLog.Read.All", "Directory.Read.All"})
+_AUDIT_OPS = frozenset({Op.AUDIT_LIST, Op.AUDIT_ITEM})
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: the permissions its token grants, or None for an opaque token (every permission)."""
+    """Who sent a request: the permissions its token grants (None for an opaque token: every one), and who it is.
+
+    A user (`kind` "user": id, upn, name) when the token names one (upn or unique_name, or delegated scopes),
+    else an application (`kind` "app": app_id, name, and service_principal_id when the token carries an oid).
+    """
 
     granted: frozenset[str] | None
+    kind: str = "user"
+    id: str | None = LOCAL_ADMIN_ID
+    upn: str | None = None
+    name: str | None = LOCAL_ADMIN_NAME
+    app_id: str | None = None
+    service_principal_id: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.granted is None
 
 
 def unauthenticated(message: str) -> GraphFault:
@@ -100,9 +127,15 @@ def _segment(text: str) -> Any:
     return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
 
 
+_IDENTITY_CLAIMS = ("upn", "unique_name", "oid", "name", "appid", "azp", "app_displayname")
+
+
 @functools.lru_cache(maxsize=64)
-def _claims(token: str) -> tuple[frozenset[str], float | None, float | None]:
-    """A JWT's permissions (roles and scp) and its exp and nbf; ValueError when it cannot be read."""
+def _claims(token: str) -> tuple[frozenset[str], float | None, float | None, Caller]:
+    """A JWT's permissions (roles and scp), its exp and nbf, and who it names; ValueError when it cannot be read.
+
+    Its header is read but its algorithm is not checked: `alg: none` is accepted, as nothing is ever verified.
+    """
     header, payload, _signature = token.split(".")
     if not _BASE64URL.match(header) or not _BASE64URL.match(payload):
         raise ValueError("not base64url")
@@ -119,7 +152,17 @@ def _claims(token: str) -> tuple[frozenset[str], float | None, float | None]:
     times = [claims.get(k) for k in ("exp", "nbf")]
     if any(t is not None and (isinstance(t, bool) or not isinstance(t, int | float)) for t in times):
         raise ValueError("exp and nbf must be numbers")
-    return frozenset(roles) | frozenset(scopes.split()), times[0], times[1]
+    if any(claims.get(k) is not None and not isinstance(claims[k], str) for k in _IDENTITY_CLAIMS):
+        raise ValueError("identity claims must be strings")
+    granted = frozenset(roles) | frozenset(scopes.split())
+    upn = claims.get("upn") or claims.get("unique_name")
+    if upn or "scp" in claims:
+        caller = Caller(granted, "user", claims.get("oid"), upn, claims.get("name"))
+    else:
+        # An app-only token: appid in v1.0 tokens, azp in v2.0 ones; its oid is the service principal's id.
+        app_id = claims.get("appid") or claims.get("azp")
+        caller = Caller(granted, "app", None, None, claims.get("app_displayname"), app_id, claims.get("oid"))
+    return granted, times[0], times[1], caller
 
 
 def authenticate(headers: Mapping[str, str]) -> Caller:
@@ -132,13 +175,13 @@ def authenticate(headers: Mapping[str, str]) -> Caller:
         # An opaque token (entra-gitops's local one): every permission, so the demo and raw clients need no JWT.
         return Caller(None)
     try:
-        granted, expires, not_before = _claims(token)
+        _granted, expires, not_before, caller = _claims(token)
     except ValueError:
         raise unauthenticated("Access token validation failure.") from None
     now = time.time()
     if (expires is not None and now >= expires) or (not_before is not None and now < not_before):
         raise unauthenticated("Access token has expired or is not yet valid.")
-    return Caller(granted)
+    return caller
 
 
 def _options(params: Mapping[str, str]) -> dict[str, str]:
@@ -178,17 +221,25 @@ def _allows(caller: Caller, rtype: ResourceType, doing: str, obj: Any, touched: 
     return bool(needs) and all(n.allowed_by(caller.granted or frozenset()) for n in needs)
 
 
-def check_access(tenant: Tenant, route: Route, params: Mapping[str, str], request: Request) -> None:
-    """Refuse a request as Graph would: 401 without a usable token, 403 when the token lacks what the call needs."""
+def check_access(tenant: Tenant, route: Route, params: Mapping[str, str], request: Request) -> Caller:
+    """Refuse a request as Graph would: 401 without a usable token, 403 when the token lacks what the call needs.
+
+    Returns the caller, whom the audit log names as the initiator of what it writes.
+    """
     caller = authenticate(request.headers)
+    if route.op in _AUDIT_OPS:
+        # The audit log is no backed-up type, so no schema records its needs: directoryaudit-list's table does.
+        if caller.granted is not None and not caller.granted >= AUDIT_LOG_READ:
+            raise denied()
+        return caller
     doing = operation(route, request.method)
     body = request.body
     # $batch needs only a token: each sub-request is checked as its own request. Unknown methods answer 405.
     if caller.granted is None or doing is None:
-        return
+        return caller
     if route.op is Op.DIRECTORY_OBJECT:
         if DIRECTORY_OBJECT_READ in caller.granted:
-            return
+            return caller
         found = tenant.directory_object(params["id"])
         candidates = [found] if found else [(t, None) for t in tenant.registry if t.is_directory_object]
     elif route.op in (Op.DELETED_ITEM, Op.RESTORE):
@@ -202,3 +253,4 @@ def check_access(tenant: Tenant, route: Route, params: Mapping[str, str], reques
         candidates = [(route.rtype, _object(tenant, route, params, body))]
     if not any(_allows(caller, t, doing, obj, _touched(t, doing, request.params, body)) for t, obj in candidates):
         raise denied()
+    return caller

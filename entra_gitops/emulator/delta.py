@@ -37,7 +37,8 @@ class Delta(Reader):
             state = _decode_token(query.deltatoken)
             if state is None or state.get("t") != rtype.name:
                 raise bad_request("The delta token is not valid for this resource.", "Request_InvalidDeltaToken")
-            if self.tenant.clock() - state["at"] > self.ttl_seconds:
+            # A token of another history (this emulator restarted, or another one) is one Graph no longer holds.
+            if self.tenant.clock() - state["at"] > self.ttl_seconds or state.get("g") != self.tenant.generation:
                 raise sync_state_not_found(f"{request.base_url}/{rtype.delta}")
             since, select = state["s"], tuple(state["sel"]) if state.get("sel") is not None else None
         self.properties.check_select(rtype, tuple(n for n in select or () if not is_link(rtype, n)))
@@ -67,7 +68,13 @@ class Delta(Reader):
 
     def _delta_link(self, rtype: ResourceType, request: Request, select: tuple[str, ...] | None, seq: int) -> str:
         token = _encode_token(
-            {"t": rtype.name, "s": seq, "at": self.tenant.clock(), "sel": list(select) if select is not None else None}
+            {
+                "t": rtype.name,
+                "s": seq,
+                "at": self.tenant.clock(),
+                "g": self.tenant.generation,
+                "sel": list(select) if select is not None else None,
+            }
         )
         return f"{request.base_url}/{rtype.delta}?$deltatoken={token}"
 

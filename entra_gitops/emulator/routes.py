@@ -30,6 +30,8 @@ class Op(enum.Enum):
     ACTION = "action"
     DIRECTORY_OBJECT = "directoryObject"
     BATCH = "batch"
+    AUDIT_LIST = "auditList"
+    AUDIT_ITEM = "auditItem"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class RouteTable:
         self.routes: list[Route] = [
             Route(Op.BATCH, _compile(re.escape("$batch")), ()),
             Route(Op.DIRECTORY_OBJECT, _compile("directoryObjects/(?P<id>[^/]+)"), ()),
+            # Not a backed-up type (no schema): the audit log is the emulator's own. directoryaudit-list.md
+            # writes the path both as auditLogs/directoryAudits and as /auditLogs/directoryaudits.
+            Route(Op.AUDIT_LIST, _compile("(?i:auditLogs/directoryAudits)"), ()),
+            Route(Op.AUDIT_ITEM, _compile("(?i:auditLogs/directoryAudits)/(?P<id>[^/]+)"), ()),
         ]
         shared: dict[tuple[Op, str], list[ResourceType]] = {}
         for rtype in registry:
@@ -138,6 +144,8 @@ class RouteTable:
 # Literal paths first, so `users/delta` and `deletedItems/microsoft.graph.user` never read as ids.
 _ORDER = [
     Op.BATCH,
+    Op.AUDIT_LIST,
+    Op.AUDIT_ITEM,
     Op.DELTA,
     Op.COUNT,
     Op.DELETED_LIST,

@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase
 from ruamel.yaml.error import YAMLError
 
+from entra_gitops.emulator.audit import seed_events
 from entra_gitops.emulator.protocol import GraphFault
 from entra_gitops.emulator.routes import Op, RouteTable
 from entra_gitops.emulator.store import Tenant
@@ -147,6 +148,15 @@ class SeedLoader:
         if matched is None:
             raise self.fail(key, f"unknown collection ({self._expected()})")
         route, params = matched
+        if route.op is Op.AUDIT_LIST:
+            # Events from before the emulator started, as Graph's log holds them (audit.py checks their shape).
+            if not isinstance(value, list):
+                raise self.fail(key, "expected a list of directoryAudit events")
+            try:
+                seed_events(tenant, [_plain(v) for v in value])
+            except ValueError as err:
+                raise self.fail(key, str(err)) from None
+            return
         rtype = route.rtype if route.types else None
         if route.op is Op.SINGLETON and rtype is not None:
             if not isinstance(value, Mapping):
@@ -189,7 +199,10 @@ class SeedLoader:
         obj["@odata.type"] = f"#{str(stated).removeprefix('#')}"  # served as Graph writes it
 
     def _expected(self) -> str:
-        return "expected a type's collection path such as 'users', a singleton path, 'groups/<id>/members', or 'directory/deletedItems'"
+        return (
+            "expected a type's collection path such as 'users', a singleton path, 'groups/<id>/members', "
+            "'directory/deletedItems' or 'auditLogs/directoryAudits'"
+        )
 
     def _insert_children(
         self,

@@ -1,15 +1,16 @@
-"""The emulator's in-memory tenant: live and soft-deleted objects, links, and a change log for delta."""
+"""The emulator's in-memory tenant: live and soft-deleted objects, links, a change log for delta, the audit log."""
 
 from __future__ import annotations
 
 import base64
+import collections
 import datetime as dt
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from entra_gitops.emulator.protocol import GraphFault, bad_request, not_found, utc_now_text
 from entra_gitops.model.ids import GUID
@@ -30,6 +31,41 @@ class Deleted:
     own_links: dict[str, dict[str, None]] = field(default_factory=dict)
 
 
+# Graph keeps directory audit events 30 days for Entra ID P1/P2 tenants (7 for free ones); in memory, the newest
+# 100,000 are enough for any test or demo, and bound what a long-running emulator holds.
+AUDIT_RETENTION_DAYS = 30
+AUDIT_CAP = 100_000
+
+
+class AuditEntry(NamedTuple):
+    """One directoryAudit event and when it happened (epoch seconds), in the order it was recorded."""
+
+    at: float
+    seq: int
+    event: Mapping[str, Any]
+
+
+class AuditTrail:
+    """The directory audit log: bounded, oldest dropped first, and served only within its retention."""
+
+    def __init__(self, cap: int = AUDIT_CAP, retention_days: float = AUDIT_RETENTION_DAYS) -> None:
+        self.cap = cap
+        self.retention_days = retention_days
+        self.entries: collections.deque[AuditEntry] = collections.deque()
+        self._seq = 0
+
+    def add(self, at: float, event: Mapping[str, Any]) -> None:
+        self._seq += 1
+        self.entries.append(AuditEntry(at, self._seq, event))
+        while len(self.entries) > max(0, self.cap):
+            self.entries.popleft()
+
+    def served(self, now: float) -> list[AuditEntry]:
+        """The events within retention at `now`, newest first (Graph's order for directoryAudits)."""
+        oldest = now - self.retention_days * 86400
+        return sorted((e for e in self.entries if e.at >= oldest), key=lambda e: (e.at, e.seq), reverse=True)
+
+
 def opaque_id() -> str:
     """An id shaped like Graph's app role assignment and grant ids: 43 base64url characters."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
@@ -42,6 +78,8 @@ class Tenant:
         self.registry = registry
         self.tenant_id = tenant_id
         self.clock = clock
+        # The history delta tokens count in: another emulator, even of the same seed, has another one.
+        self.generation = secrets.token_hex(8)
         self.live: dict[str, dict[str, dict[str, dict[str, Any]]]] = {t.name: {} for t in registry}
         self.deleted: dict[str, dict[str, Deleted]] = {t.name: {} for t in registry}
         self.singletons: dict[str, dict[str, Any]] = {}
@@ -52,6 +90,7 @@ class Tenant:
         self.seq = 0
         self.changes: dict[str, dict[str, int]] = {t.name: {} for t in registry}
         self.link_changes: dict[LinkKey, dict[str, dict[str, tuple[int, bool]]]] = {k: {} for k in self.links}
+        self.audit = AuditTrail()
 
     # -- reading ------------------------------------------------------------------------------
 
