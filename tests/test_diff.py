@@ -294,9 +294,15 @@ def test_diff_shows_every_drift_of_the_demo_with_kind_and_action(drifted: tuple[
     assert ("group", "modified", "update") in found
     assert ("application", "created", "softDelete") in found
     policy = next(c for c in document["changes"] if c["type"] == "conditionalAccessPolicy")
-    assert policy["properties"] == [
-        {"name": "state", "before": "enabled", "after": "disabled", "recoverable": True, "reason": None}
-    ]
+    (state,) = policy["properties"]
+    assert state["changedBy"]["actor"]["displayName"] == "Emulator Administrator"  # who wrote it, from the audit log
+    assert {k: v for k, v in state.items() if k != "changedBy"} == {
+        "name": "state",
+        "before": "enabled",
+        "after": "disabled",
+        "recoverable": True,
+        "reason": None,
+    }
     added = [link for c in document["changes"] for link in c["links"] if link["added"]]
     assert added and added[0]["added"][0]["displayName"]
 

@@ -10,7 +10,6 @@ set dropped in turn makes a run fail with Graph's 403.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import json
@@ -24,6 +23,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from conftest import BASE_URL, HOST, assert_graph_error, demo_seed, demo_tenant, run
+from tokens import unsigned_jwt
 
 from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
@@ -38,7 +38,7 @@ from entra_gitops.graph.auth import ENV_LOCAL_TOKEN, LOCAL_TOKEN, AuthSettings, 
 from entra_gitops.graph.client import connect
 from entra_gitops.model.errors import GraphError
 from entra_gitops.model.registry import Access, ThrottleScope, default_registry
-from entra_gitops.workflow.permissions import Job, needs_of, permissions_for
+from entra_gitops.workflow.permissions import Job, needs_of, optional_permissions, permissions_for
 
 SEED = demo_seed()
 USERS = {u["displayName"]: u["id"] for u in SEED["users"]}
@@ -65,14 +65,10 @@ FORBIDDEN = "Insufficient privileges to complete the operation."
 
 def jwt(*roles: str, scp: str | None = None, **claims: Any) -> str:
     """An unsigned JWT (alg none, empty signature): the emulator reads its claims and never verifies them."""
-
-    def segment(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-    body: dict[str, Any] = {"aud": "https://graph.microsoft.com", "roles": list(roles), **claims}
+    body: dict[str, Any] = {"roles": list(roles), **claims}
     if scp is not None:
         body["scp"] = scp
-    return f"{segment({'alg': 'none', 'typ': 'JWT'})}.{segment(body)}."
+    return unsigned_jwt(body)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -374,6 +370,11 @@ def roles(job: Job, types: Any = REGISTRY) -> tuple[str, ...]:
     return tuple(p for p, _ in permissions_for(types, job))
 
 
+def granted(job: Job) -> tuple[str, ...]:
+    """What `entra-gitops permissions` lists for the job, the optional ones (who changed it) included."""
+    return roles(job) + tuple(p for p, _ in optional_permissions(job))
+
+
 def cli_as(token: str, *args: Any) -> Result:
     """The real command line, in process, signing in to the loopback emulator with `token`."""
     return CliRunner().invoke(cli, [str(a) for a in args], env={ENV_LOCAL_TOKEN: token})
@@ -437,7 +438,7 @@ class Story:
         if type_name not in self.plans:
             path = self.root / f"plan-{type_name}.json"
             args = ("plan", "--repo", self.repo, "--graph-url", self.url, "--type", type_name, "-o", path)
-            planned = cli_as(jwt(*roles(Job.SNAPSHOT)), *args)
+            planned = cli_as(jwt(*granted(Job.SNAPSHOT)), *args)
             assert planned.exit_code == 0 and json.loads(path.read_text())["writes"], planned.output
             self.plans[type_name] = path
         return self.plans[type_name]
@@ -455,7 +456,7 @@ def unpaced() -> Iterator[None]:
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     root = tmp_path_factory.mktemp("least-privilege")
     repo, plan = root / "state", root / "plan.json"
-    reader = jwt(*roles(Job.SNAPSHOT))
+    reader = jwt(*granted(Job.SNAPSHOT))
     app = Recording(demo_tenant())
     with serving(app) as url:
         taken = cli_as(reader, "snapshot", "--repo", repo, "--graph-url", url)
@@ -505,7 +506,7 @@ def test_the_write_identitys_set_applies_the_plan(story: Story, tmp_path: Path) 
         assert not app.refused, app.refused
         # Recovery put the role-assignable group's member back, which only RoleManagement.ReadWrite.Directory allows.
         assert MAGNUS in app.tenant.members(("group", "members"), PRIVILEGED)
-        after = cli_as(jwt(*roles(Job.SNAPSHOT)), "diff", "--repo", repo, "--graph-url", url)
+        after = cli_as(jwt(*granted(Job.SNAPSHOT)), "diff", "--repo", repo, "--graph-url", url)
         assert after.exit_code == 0, after.output
 
 

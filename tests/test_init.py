@@ -1028,3 +1028,11 @@ def test_a_recovery_pull_request_is_planned_reviewed_and_applied(tmp_path: Path,
     out = repo.snapshot()
     assert out["drift"]["drifted"] == "false"
     assert repo.same_state("entra-gitops/drift")
+
+
+def test_the_snapshot_workflow_reads_by_delta_daily_and_in_full_once_a_week(tmp_path: Path) -> None:
+    workflow = (scaffold(tmp_path / "repo") / ".github/workflows/entra-gitops-snapshot.yml").read_text()
+    step = workflow.split("- name: Take the snapshot\n")[1].split("- name:")[0]
+    assert 'if [ "$(date -u +%u)" = 7 ]; then' in step
+    assert "entra-gitops snapshot --auth github-oidc --full" in step
+    assert step.count("entra-gitops snapshot --auth github-oidc") == 2

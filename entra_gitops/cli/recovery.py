@@ -151,6 +151,8 @@ def plan_command(
             client, store, registry, config, source, scope, options, utc_now(), progress
         ),
     )
+    if checked.audit_warning:
+        warn(checked.audit_warning)
     saved = save_plan(out, checked, allow_lockout=allow_lockout) if out is not None else None
     plan, assessment = checked.plan, checked.assessment
     click.echo(render_plan(plan, assessment, output_format), nl=False)

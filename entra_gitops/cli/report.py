@@ -8,22 +8,24 @@ import click
 
 from entra_gitops.cli.graphopts import GraphOptions, ReadProgress, graph_options, with_graph
 from entra_gitops.cli.options import format_option, repo_option
-from entra_gitops.cli.output import add_to_job_summary, emit, use_colour
+from entra_gitops.cli.output import add_to_job_summary, emit, use_colour, warn
 from entra_gitops.graph.client import GraphClient
+from entra_gitops.model.attribution import Attribution
 from entra_gitops.model.errors import ConfigError, ExitCode
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import load_config
 from entra_gitops.model.tenant import TenantState
 from entra_gitops.model.textsafe import json_text
-from entra_gitops.recovery.session import check_ids, check_repository_tenant
-from entra_gitops.report.diff import ReportScope, difference_report
+from entra_gitops.recovery.session import audit_for, check_ids, check_repository_tenant
+from entra_gitops.report.diff import DifferenceReport, ReportScope, difference_report
 from entra_gitops.report.jsonout import render_json
 from entra_gitops.report.markdown import render_markdown
 from entra_gitops.report.text import render_text
-from entra_gitops.report.view import ReportView, build_view, display_names
+from entra_gitops.report.view import ReportView, attributed, build_view, display_names
 from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.incremental import current_state
 from entra_gitops.state.layout import STATE_DIR
-from entra_gitops.state.sources import backup_source, live_state, load_source, resolve_reference, state_at
+from entra_gitops.state.sources import backup_source, load_source, resolve_reference, state_at
 from entra_gitops.state.validate import Problem, check_file, validation_document
 from entra_gitops.workflow.github import error_annotation, running_in_actions
 
@@ -90,25 +92,38 @@ def diff_command(
     types = registry.select(list(type_names))
     store = StateRepo.open(repo)
     config = load_config(store.root)
-    source = backup_source(store.resolve_backup(backup_id))
+    backup = store.resolve_backup(backup_id)
+    source = backup_source(backup)
     before = load_source(store, registry, source)
+    scope = ReportScope(tuple(type_names), tuple(object_ids))
+
+    def compare(after: TenantState, label: str) -> DifferenceReport:
+        check_ids(scope, before, after, source.label, label)
+        return difference_report(
+            registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note
+        )
+
+    attribution: Attribution | None = None  # two backups compare offline: the audit log is not asked
     if against == "live":
 
-        async def read(client: GraphClient, progress: ReadProgress) -> TenantState:
+        async def read(
+            client: GraphClient, progress: ReadProgress
+        ) -> tuple[TenantState, DifferenceReport, Attribution, str | None]:
             await check_repository_tenant(client, store, config, registry)
-            return await live_state(client, registry, types, progress)
+            live = await current_state(client, store, registry, types, progress)
+            found = compare(live, "the live tenant")
+            audit = await audit_for(client, found, backup.time, progress)
+            traced = attributed(found, audit.events if audit.available else None, backup.time)
+            return live, found, traced, audit.warning
 
-        after = with_graph(graph, config, read)
-        label = "the live tenant"
+        after, report, attribution, audit_warning = with_graph(graph, config, read)
+        if audit_warning:
+            warn(audit_warning)
     else:
         label, commit, against_types = resolve_reference(store, against)
         after = state_at(store, registry, commit, against_types)
-    scope = ReportScope(tuple(type_names), tuple(object_ids))
-    check_ids(scope, before, after, source.label, label)
-    report = difference_report(
-        registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note
-    )
-    view = build_view(report, display_names(before, after))
+        report = compare(after, label)
+    view = build_view(report, display_names(before, after), attribution)
     emit(render_report(view, output_format, colour=output is None and use_colour()), output)
     add_to_job_summary(render_markdown(view))
     if not report.empty:

@@ -38,6 +38,7 @@ def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry
         added, modified, removed = outcome.changes_by_type.get(name, (0, 0, 0))
         changed = f"+{added} ~{modified} -{removed}" if added or modified or removed else "-"
         lines.append(f"  {name:<{width}}  {backup.counts[name]:>7}  {backup.deleted.get(name, 0):>7}  {changed}")
+    lines += read_lines(outcome)
     if not backup.complete:
         lines.append("This backup covers only the types asked for (--type), so it is marked incomplete.")
     for redaction in outcome.redactions:
@@ -45,6 +46,20 @@ def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry
     if outcome.pruned:
         lines.append(f"Retention removed {len(outcome.pruned)} older backup tag(s): {', '.join(outcome.pruned)}.")
     lines.append(f"Read with {describe_stats(outcome.stats, elapsed)}.")
+    return lines
+
+
+def read_lines(outcome: SnapshotOutcome) -> list[str]:
+    """How each type Graph tracks by delta was read: only what changed, or in full and why."""
+    lines = []
+    by_delta = sorted(n for n, how in outcome.read_by.items() if how == "delta")
+    if by_delta:
+        lines.append(f"Read by delta (only what changed since the last backup): {', '.join(by_delta)}.")
+    reasons: dict[str, list[str]] = {}
+    for name, why in outcome.full_reasons.items():
+        reasons.setdefault(why, []).append(name)
+    for why, names in reasons.items():
+        lines.append(f"Read in full: {', '.join(names)} ({why}).")
     return lines
 
 
@@ -80,6 +95,8 @@ def snapshot_document(outcome: SnapshotOutcome, elapsed: float) -> dict[str, Any
         "pruned": list(outcome.pruned),
         "redactions": [{"type": r.type_name, "id": r.object_id, "path": r.path} for r in outcome.redactions],
         "notes": list(outcome.notes),
+        "readBy": dict(sorted(outcome.read_by.items())),
+        "fullReads": dict(outcome.full_reasons),
         "statistics": {
             "requests": stats.requests,
             "resourceUnits": stats.resource_units,
@@ -109,13 +126,24 @@ def snapshot_document(outcome: SnapshotOutcome, elapsed: float) -> dict[str, Any
     help="Commit the read although TYPE shrank past shrinkGuard (or read empty) against the last complete "
     "backup: for objects that really are gone (repeatable).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every type in full instead of continuing from the last backup's delta links "
+    "(the snapshot workflow does this once a week).",
+)
 @format_option(
     "text",
     "json",
     help="json: the backup (tag, commit, counts per type), changed files per type and what the read cost, on stdout.",
 )
 def snapshot_command(
-    graph: GraphOptions, repo: Path, type_names: tuple[str, ...], accept_shrink: tuple[str, ...], output_format: str
+    graph: GraphOptions,
+    repo: Path,
+    type_names: tuple[str, ...],
+    accept_shrink: tuple[str, ...],
+    full: bool,
+    output_format: str,
 ) -> None:
     """Read the tenant and commit it to tenant-state/, tagged as backup/<UTC time>.
 
@@ -146,10 +174,12 @@ def snapshot_command(
             graph,
             config,
             lambda client, progress: take_snapshot(
-                client, store, registry, types, config, utc_now(), progress, accepted
+                client, store, registry, types, config, utc_now(), progress, accepted, full=full
             ),
         )
     elapsed = time.monotonic() - started
+    if outcome.audit_warning:
+        warn(outcome.audit_warning)
     if output_format == "json":
         for redaction in outcome.redactions:
             warn(f"redacted a value that looked like a client secret: {redaction_text(redaction)}")

@@ -14,23 +14,28 @@ from pathlib import Path
 import click
 import git
 
+from entra_gitops.cli.graphopts import GraphOptions, ReadProgress, graph_options, with_graph
 from entra_gitops.cli.options import repo_option, settings_repo_option
-from entra_gitops.cli.output import use_colour
-from entra_gitops.model.errors import ConfigError, ExitCode
+from entra_gitops.cli.output import use_colour, warn
+from entra_gitops.graph.audit import AuditRead
+from entra_gitops.graph.client import GraphClient
+from entra_gitops.model.errors import ConfigError, EntraGitopsError, ExitCode
 from entra_gitops.model.ids import GUID
-from entra_gitops.model.registry import default_registry
+from entra_gitops.model.registry import Registry, default_registry
 from entra_gitops.model.settings import load_config
+from entra_gitops.recovery.session import audit_for, check_repository_tenant
 from entra_gitops.report.jsonout import render_json
 from entra_gitops.report.markdown import GITHUB_COMMENT_LIMIT, render_markdown
 from entra_gitops.report.text import render_text
 from entra_gitops.state.gitstore import StateRepo
-from entra_gitops.workflow.drift import drift_since
+from entra_gitops.workflow.drift import Drift, attributed_drift, drift_since
 from entra_gitops.workflow.fleet import init_fleet
 from entra_gitops.workflow.install import REQUIREMENTS_FILE, InstallSpec, install_warning
 from entra_gitops.workflow.permissions import (
     NEVER_GRANT,
     Job,
     directory_roles_for,
+    optional_permissions,
     permissions_document,
     permissions_for,
 )
@@ -204,6 +209,10 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
             click.echo(f"  {permission}")
             for reason in reasons:
                 click.echo(f"      {reason}")
+        for permission, reasons in optional_permissions(job):
+            click.echo(f"  {permission} (optional)")
+            for reason in reasons:
+                click.echo(f"      {reason}")
         click.echo("")
         roles = directory_roles_for(types, job)
         if roles:
@@ -218,6 +227,7 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
 
 
 @click.command("drift")
+@graph_options
 @repo_option
 @click.option("--baseline", required=True, help="The reviewed baseline: a branch, tag or commit (origin/main).")
 @click.option(
@@ -240,6 +250,7 @@ def permissions_command(job_name: str | None, repo: Path, output_format: str) ->
 @click.pass_context
 def drift_command(
     ctx: click.Context,
+    graph: GraphOptions,
     repo: Path,
     baseline: str,
     backup_id: str,
@@ -255,6 +266,10 @@ def drift_command(
     reviewed, with the recovery action that would undo it. The snapshot workflow puts this report
     in the drift pull request.
 
+    Who made each change comes from the directory audit log (AuditLog.Read.All) when Graph is
+    configured (--graph-url, ENTRA_GITOPS_GRAPH_URL, --auth or graphUrl in entra-gitops.yaml); otherwise
+    the report stays offline and says "unknown". A log that cannot be read is one warning.
+
     \b
     Examples:
       entra-gitops drift --baseline origin/main
@@ -263,7 +278,9 @@ def drift_command(
     """
     registry = default_registry()
     registry.select(list(type_names))
-    report, view = drift_since(StateRepo.open(repo), registry, baseline, backup_id, tuple(type_names))
+    store = StateRepo.open(repo)
+    drift = drift_since(store, registry, baseline, backup_id, tuple(type_names))
+    report, view, *_ = _attributed(drift, graph, store, registry)
     if output_format == "markdown":
         text = render_markdown(view, limit=max_chars)
     elif output_format == "json":
@@ -278,3 +295,24 @@ def drift_command(
         click.echo(f"Wrote {output}.", err=True)
     if not report.empty:
         ctx.exit(ExitCode.CHANGES)
+
+
+def _attributed(drift: Drift, graph: GraphOptions, store: StateRepo, registry: Registry) -> Drift:
+    """The drift with who changed what: from the audit log when Graph is configured, else "unknown"."""
+    config = load_config(store.root)
+    if drift.report.empty or drift.since is None or not (graph.url_chosen or graph.auth_method or config.graph_url):
+        return attributed_drift(drift, None)
+    since = drift.since
+
+    async def read(client: GraphClient, progress: ReadProgress) -> AuditRead:
+        await check_repository_tenant(client, store, config, registry)
+        return await audit_for(client, drift.report, since, progress)
+
+    try:
+        audit = with_graph(graph, config, read)
+    except EntraGitopsError as err:
+        # Who changed it is for reviewers: a Graph that cannot be reached leaves the drift report as it is.
+        audit = AuditRead((), False, f"who changed it is unknown: {err}")
+    if audit.warning:
+        warn(audit.warning)
+    return attributed_drift(drift, audit.events if audit.available else None)

@@ -197,9 +197,12 @@ async def read_tenant(
     types: tuple[ResourceType, ...],
     progress: Progress | Reads | None = None,
     phase: str = "read",
+    parents: Mapping[str, tuple[str, ...]] | None = None,
 ) -> TenantRead:
     """Read `types` (parents of child types are read too, but only what was asked is returned).
 
+    `parents` gives the ids of parent types known already (a delta read's): their children are read for
+    those, and the parents themselves are not read again.
     `progress` is told the `phase`, then per type (`user`, `user (deleted)`, `group.members`) how many were read.
     """
     watch = watched(progress)
@@ -207,9 +210,11 @@ async def read_tenant(
     reader = _Reader(client, watch)
     wanted = {t.name for t in types}
     names = {t.name: t for t in types}
+    known = {name: tuple({"id": i} for i in ids) for name, ids in (parents or {}).items() if name not in wanted}
     for rtype in types:
-        if rtype.parent is not None:
+        if rtype.parent is not None and rtype.parent.type_name not in known:
             names.setdefault(rtype.parent.type_name, registry.get(rtype.parent.type_name))
+    reader.objects.update(known)
     first = [t for t in names.values() if t.parent is None]
     await asyncio.gather(
         *(reader.live(t, {}) for t in first),
@@ -225,3 +230,28 @@ async def read_tenant(
         links=MappingProxyType({k: MappingProxyType(v) for k, v in reader.links.items()}),
         stats=client.stats,
     )
+
+
+async def read_around_delta(
+    client: GraphClient,
+    rtype: ResourceType,
+    owners: Mapping[str, tuple[str, ...]],
+    progress: Progress | Reads | None = None,
+) -> tuple[tuple[dict[str, Any], ...], Mapping[str, Mapping[str, tuple[str, ...]]]]:
+    """What a delta round of `rtype` does not say: its soft-deleted objects, and the links (by property name)
+    of the `owners` whose links are read one by one (ones new since the base, and links delta does not track).
+    """
+    reader = _Reader(client, watched(progress))
+
+    async def links(name: str, ids: tuple[str, ...]) -> tuple[str, Mapping[str, tuple[str, ...]]]:
+        prop = rtype.prop(name)
+        assert prop is not None and prop.link is not None
+        paths = {o: _fill(prop.link.list_path, id=o) for o in ids}
+        listed = await reader.per_parent(rtype, paths, ("id",), f"{rtype.name}.{name}")
+        return name, MappingProxyType({o: tuple(m["id"] for m in listed.get(o, ())) for o in ids})
+
+    jobs = [links(name, ids) for name, ids in owners.items() if ids]
+    deleted = [reader.soft_deleted(rtype)] if rtype.soft_delete is not None else []
+    results = await asyncio.gather(*jobs, *deleted)
+    found = dict(results[: len(jobs)])
+    return reader.deleted.get(rtype.name, ()), MappingProxyType(found)

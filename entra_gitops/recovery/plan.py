@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from entra_gitops.model.attribution import By, by_document, by_from_document
 from entra_gitops.model.frozen import thaw
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.references import object_references
@@ -122,10 +123,16 @@ class Plan:
     # What the guards refused when the plan was made (an override takes each): recorded for reviewers and
     # `show`; apply never trusts it and runs every guard again.
     refusals: tuple[Refusal, ...] = ()
+    # Who changed each object since the source, from the audit log: for reviewers only, never for a decision.
+    changed_by: tuple[tuple[str, str, By], ...] = ()  # (type, id, changedBy)
 
     @property
     def empty(self) -> bool:
         return not self.writes
+
+    def by(self, type_name: str, object_id: str) -> By | None:
+        """Who changed the object, as recorded when the plan was made; None when the audit log was not asked."""
+        return next((b for t, i, b in self.changed_by if t == type_name and i == object_id), None)
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -470,6 +477,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             {"guard": r.guard.value, "type": r.type_name, "id": r.object_id, "message": r.message}
             for r in plan.refusals
         ]
+    if plan.changed_by:  # only then, so a plan made without the audit log reads as before
+        document["changedBy"] = [{"type": t, "id": i, "changedBy": by_document(b)} for t, i, b in plan.changed_by]
     if plan.checksum:
         document["checksum"] = plan.checksum
     return document
@@ -527,4 +536,5 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
         tuple(document.get("breakGlass", ())),
         tuple(document.get("warnings", ())),
         tuple(Refusal(Guard(r["guard"]), r["type"], r.get("id"), r["message"]) for r in document.get("refusals", ())),
+        tuple((c["type"], c["id"], by_from_document(c["changedBy"])) for c in document.get("changedBy", ())),
     )

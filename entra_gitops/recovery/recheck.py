@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from entra_gitops.graph.client import GraphClient
+from entra_gitops.graph.targeted import Target
 from entra_gitops.model.frozen import thaw
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.progress import Progress, Reads
@@ -22,7 +23,7 @@ from entra_gitops.recovery.errors import PlanFileError
 from entra_gitops.recovery.journal import JournalEvent
 from entra_gitops.recovery.plan import Plan, fingerprint
 from entra_gitops.recovery.steps import LINK_STEPS, Step, StepError, Write, check_step, derive_request, link_ids
-from entra_gitops.state.sources import live_state
+from entra_gitops.state.sources import live_state, targeted_live_state
 
 
 def touched_objects(plan: Plan, events: Mapping[int, JournalEvent]) -> set[tuple[str, str]]:
@@ -113,15 +114,38 @@ def _relationship_content(registry: Registry, obj: Any) -> dict[str, Any]:
     return {k: v for k, v in thaw(obj.data).items() if k not in rtype.server_generated}
 
 
+def plan_targets(plan: Plan) -> tuple[Target, ...]:
+    """The objects a plan writes: all its stale check, step checks and verification look at."""
+    return tuple(dict.fromkeys(Target(w.type_name, w.object_id) for w in plan.writes))
+
+
+def live_types(registry: Registry, plan: Plan, extra: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """The types a plan's checks judge: its types, the types they reference, and `extra` (the guards')."""
+    names = set(plan.types) | set(extra)
+    for name in list(names):
+        names |= registry.get(name).referenced_types
+    return tuple(sorted(names))
+
+
 async def read_live_for(
     client: GraphClient,
     registry: Registry,
     plan: Plan,
     extra: frozenset[str] = frozenset(),
     progress: Progress | Reads | None = None,
+    *,
+    targeted: bool = True,
+    counted: bool = False,
+    also: tuple[Target, ...] = (),
 ) -> TenantState:
-    """The live state a plan's checks need: its types, the types they reference, and `extra` (the guards')."""
-    names = set(plan.types) | set(extra)
-    for name in list(names):
-        names |= registry.get(name).referenced_types
-    return await live_state(client, registry, registry.select(sorted(names)), progress)
+    """The live state a plan's checks need, over `live_types`.
+
+    `targeted`: of each type Graph reads by id, only the plan's objects (and `also`) are read, never the
+    whole type; `counted` adds each such type's exact live count, for the guards' thresholds. Without
+    `targeted`, every type is read in full (what the lockout guard and protection by name search).
+    """
+    types = live_types(registry, plan, extra)
+    if not targeted:
+        return await live_state(client, registry, registry.select(list(types)), progress)
+    targets = (*plan_targets(plan), *also)
+    return await targeted_live_state(client, registry, types, targets, counted=counted, progress=progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from entra_gitops.model.attribution import by_text
 from entra_gitops.model.tenant import SourceKind
 from entra_gitops.model.textsafe import json_safe, printable
 from entra_gitops.recovery.outcome import ApplyOutcome
@@ -68,6 +69,12 @@ def _change_lines(write: Write) -> list[str]:
     ]
 
 
+def _who(plan: Plan, type_name: str, object_id: str) -> str | None:
+    """Who changed the object since the source, printable; None when the plan recorded nothing."""
+    by = plan.by(type_name, object_id)
+    return None if by is None else printable(by_text(by))
+
+
 def _options(plan: Plan) -> list[str]:
     lines = []
     if plan.options.allow_delete:
@@ -96,9 +103,16 @@ def render_plan_text(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> str:
         lines.append(f"{number:>4}. {symbol} {word:<11} {_label(write)}{warning}")
         lines.append(f"        {write.method} {printable(write.path)}")
         lines.extend(f"        {line}" for line in _change_lines(write))
+        who = _who(plan, write.type_name, write.object_id)
+        if who is not None:
+            lines.append(f"        {who}")
     if plan.skipped:
         lines += ["", "Not written by this plan:"]
-        lines += [printable(f"   ! {s.type_name} {s.display or ''} ({s.object_id}): {s.reason}") for s in plan.skipped]
+        for s in plan.skipped:
+            who = _who(plan, s.type_name, s.object_id)
+            lines.append(printable(f"   ! {s.type_name} {s.display or ''} ({s.object_id}): {s.reason}"))
+            if who is not None:
+                lines.append(f"     {who}")
     if assessment.warnings:
         lines += ["", "Warnings:"]
         lines += [f"   ! {printable(w)}" for w in assessment.warnings]
@@ -128,17 +142,21 @@ def render_plan_markdown(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> 
             symbol, word = STEP_WORDS[write.step]
             word = f"**{word}** (permanent)" if write.irreversible else word
             changes = "<br>".join(markdown_text(line.removeprefix("~ "))[:300] for line in _change_lines(write))
+            who = _who(plan, write.type_name, write.object_id)
+            label = markdown_text(_label(write)) + (f"<br>_{markdown_text(who)}_" if who else "")
             lines.append(
-                f"| {number} | `{symbol}` {word} | {markdown_text(_label(write))} | {markdown_text(f'{write.method} {write.path}')} "
+                f"| {number} | `{symbol}` {word} | {label} | {markdown_text(f'{write.method} {write.path}')} "
                 f"| {changes} |"
             )
         lines.append("")
     if plan.skipped:
         lines += ["**Not written by this plan**", ""]
-        lines += [
-            f"- {markdown_text(s.type_name)} {markdown_text(s.display or s.object_id)}: {markdown_text(s.reason)}"
-            for s in plan.skipped
-        ]
+        for s in plan.skipped:
+            who = _who(plan, s.type_name, s.object_id)
+            lines.append(
+                f"- {markdown_text(s.type_name)} {markdown_text(s.display or s.object_id)}: {markdown_text(s.reason)}"
+                + (f" (_{markdown_text(who)}_)" if who else "")
+            )
         lines.append("")
     if assessment.warnings:
         lines += ["**Warnings**", ""]

@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from entra_gitops import __version__
+from entra_gitops.graph.audit import AuditRead, read_audit
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.graph.reader import read_tenant_id
+from entra_gitops.graph.targeted import Target, readable_by_id
 from entra_gitops.model.errors import ConfigError
 from entra_gitops.model.ids import fold_id, utc_text
 from entra_gitops.model.progress import Progress, Reads, watched
@@ -22,12 +24,21 @@ from entra_gitops.model.tenant import Lifecycle, SourceKind, TenantState
 from entra_gitops.recovery.errors import PlanFileError
 from entra_gitops.recovery.journal import JournalEvent
 from entra_gitops.recovery.plan import Plan, PlanOptions, build_plan, with_checksum
-from entra_gitops.recovery.recheck import read_live_for, touched_objects, verify_plan
+from entra_gitops.recovery.recheck import plan_targets, read_live_for, touched_objects, verify_plan
 from entra_gitops.recovery.safety import GUARD_TYPES, Assessment, Context, assess, break_glass_ids, resolve_protected
-from entra_gitops.report.diff import ReportScope, difference_report
+from entra_gitops.report.diff import DifferenceReport, ReportScope, difference_report
+from entra_gitops.report.view import attributed, report_ids
 from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.incremental import current_state
 from entra_gitops.state.layout import object_path
-from entra_gitops.state.sources import Source, backup_source, desired_source, live_state, load_source
+from entra_gitops.state.sources import (
+    PartialState,
+    Source,
+    backup_source,
+    desired_source,
+    load_source,
+    partial_source_state,
+)
 from entra_gitops.state.tenancy import check_tenant, expected_tenant
 
 
@@ -39,6 +50,24 @@ class Checked:
     assessment: Assessment
     source: TenantState
     live: TenantState
+    audit_warning: str | None = None  # one line for stderr: the audit log could not be read (who is unknown)
+
+
+def source_time(store: StateRepo, source: Source) -> dt.datetime:
+    """When the source was the tenant's state: its backup's time, or a desired commit's commit time."""
+    backup = next((b for b in store.backups() if b.name == source.label and b.commit == source.commit), None)
+    if backup is not None:
+        return backup.time
+    return store.repo.commit(source.commit).committed_datetime.astimezone(dt.UTC)
+
+
+async def audit_for(
+    client: GraphClient, report: DifferenceReport, since: dt.datetime, progress: Progress | Reads | None = None
+) -> AuditRead:
+    """The audit events behind a report's changes (none read when nothing changed)."""
+    if report.empty:
+        return AuditRead((), True)
+    return await read_audit(client, since, report_ids(report), progress)
 
 
 def plan_source(store: StateRepo, registry: Registry, backup_id: str, desired: str | None) -> Source:
@@ -124,13 +153,17 @@ async def make_plan(
     watch.phase(f"load {source.label}")
     source_state = load_source(store, registry, source, changed_since_backup(store, source))
     types = read_types(registry, config, scope.types, source.types)
-    live = await live_state(client, registry, registry.select(list(types)), watch)
+    live = await current_state(client, store, registry, registry.select(list(types)), watch)
     check_ids(scope, source_state, live, source.label, "the live tenant")
     watch.phase("plan and check the guards")
     report = difference_report(
         registry, source_state, live, backup_name=source.label, against_name="the live tenant", scope=scope,
         note=source.note,
     )  # fmt: skip
+    since = source_time(store, source)
+    audit = await audit_for(client, report, since, watch)
+    attribution = attributed(report, audit.events if audit.available else None, since)
+    changed_by = tuple((c.type_name, c.id, attribution.of(c.type_name, c.id).changed_by) for c in report.changes)
     protected, unmatched = resolve_protected(config.safety.protected, source_state, live)
     plan = build_plan(
         registry,
@@ -148,8 +181,10 @@ async def make_plan(
     )
     context = Context(live, source_state, config.safety, protected, unmatched, config.break_glass, source.present)
     assessment = assess(registry, plan, context)
-    plan = with_checksum(replace(plan, warnings=assessment.warnings, refusals=assessment.refusals))
-    return Checked(plan, assessment, source_state, live)
+    plan = with_checksum(
+        replace(plan, warnings=assessment.warnings, refusals=assessment.refusals, changed_by=changed_by)
+    )
+    return Checked(plan, assessment, source_state, live, audit.warning)
 
 
 def apply_source(store: StateRepo, registry: Registry, plan: Plan) -> Source:
@@ -179,6 +214,30 @@ def plan_paths(registry: Registry, plan: Plan) -> set[str]:
     return paths
 
 
+def protected_targets(registry: Registry, config: Config) -> tuple[Target, ...]:
+    """The objects protected by id, read with the plan's so the guard names them as it would from a full read."""
+    readable = [t.name for t in registry if readable_by_id(t) and t.parent is None]
+    return tuple(
+        Target(name, entry.object_id)
+        for entry in config.safety.protected
+        if entry.object_id
+        for name in ([entry.type_name] if entry.type_name in registry else readable)
+    )
+
+
+def targeted_source(
+    store: StateRepo, registry: Registry, source: Source, plan: Plan, live: TenantState, also: tuple[Target, ...]
+) -> TenantState:
+    """The source's files for the objects the live read covers, and every file of the types it read in full.
+
+    What the guards compare live objects with must be there for each of them, in the same types.
+    """
+    whole = live.types - live.partial if isinstance(live, PartialState) else live.types
+    partial_types = frozenset(t.name for t in registry if not t.singleton and t.name not in whole)
+    targets = (*plan_targets(plan), *also)
+    return partial_source_state(store, registry, source, targets, partial_types, plan_paths(registry, plan))
+
+
 async def check_for_apply(
     client: GraphClient,
     store: StateRepo,
@@ -193,9 +252,16 @@ async def check_for_apply(
     if plan.tenant and plan.tenant.lower() != tenant.lower():
         raise PlanFileError(f"the plan is for tenant {plan.tenant}, but Graph is tenant {tenant}: nothing was written")
     source = apply_source(store, registry, plan)
-    source_state = load_source(store, registry, source, plan_paths(registry, plan))
-    extra = GUARD_TYPES if config.break_glass else frozenset()
-    live = await read_live_for(client, registry, plan, extra, progress)
+    if config.break_glass or any(not p.object_id for p in config.safety.protected):
+        # The lockout guard and protection by name search whole types (every group a policy may reach, every
+        # name): those read everything, as the plan did.
+        source_state = load_source(store, registry, source, plan_paths(registry, plan))
+        extra = GUARD_TYPES if config.break_glass else frozenset()
+        live = await read_live_for(client, registry, plan, extra, progress, targeted=False)
+    else:
+        also = protected_targets(registry, config)
+        live = await read_live_for(client, registry, plan, progress=progress, counted=True, also=also)
+        source_state = targeted_source(store, registry, source, plan, live, also)
     verified, _ = verify_plan(registry, plan, source_state, live, touched_objects(plan, events))
     protected, unmatched = resolve_protected(config.safety.protected, source_state, live)
     context = Context(live, source_state, config.safety, protected, unmatched, config.break_glass, source.present)

@@ -73,7 +73,8 @@ def after_plan(registry: Registry, live: TenantState, writes: Iterable[Write], s
             vanished.add(fold_id(write.object_id))
     if vanished or returned:
         _settle_memberships(registry, objects, source, vanished, returned)
-    return TenantState(MappingProxyType(objects), live.types)
+    # replace, not a new TenantState: a partial live state stays partial, with its counts of the rest.
+    return replace(live, objects=MappingProxyType(objects))
 
 
 def _settle_memberships(

@@ -22,7 +22,7 @@ from typing import Any
 
 from entra_gitops.model.textsafe import json_safe, printable
 from entra_gitops.report.diff import Action
-from entra_gitops.report.view import KIND_ORDER, LinkRow, ObjectRow, PropertyRow, ReportView
+from entra_gitops.report.view import KIND_ORDER, ByRow, LinkRow, ObjectRow, PropertyRow, ReportView
 
 NONE_TEXT = "(none)"  # what format_value shows for an absent value
 
@@ -148,6 +148,9 @@ table { border-collapse: collapse; width: 100%; }
 .changes .ln { display: block; }
 .changes .ln.del { background: var(--del-bg); }
 .changes .ln.ins { background: var(--ins-bg); }
+.changes col.who { width: 18%; }
+.who, .by { color: var(--muted); font-size: 0.88rem; }
+.who { margin: 8px 0 0; }
 .rec-yes { color: var(--ok); font-weight: 600; }
 .rec-no { color: var(--bad); }
 .links { margin: 12px 0 0; display: grid; gap: 8px; }
@@ -187,6 +190,7 @@ SCRIPT = """
   });
   var search = document.getElementById("search");
   var recovery = document.getElementById("recovery-filter");
+  var actor = document.getElementById("actor-filter");
   var counter = document.getElementById("shown-count");
   var noMatch = document.getElementById("no-match");
   function checked(name) {
@@ -203,11 +207,14 @@ SCRIPT = """
     var kinds = checked("kind");
     var words = search.value.trim().toLowerCase().split(/\\s+/).filter(Boolean);
     var wanted = recovery.value;
+    var who = actor ? actor.value : "";
     var shown = 0;
     objects.forEach(function (el, i) {
+      var actors = (el.getAttribute("data-actors") || "").split("\\n");
       var visible = (!types || types[el.getAttribute("data-type")] === true) &&
         (!kinds || kinds[el.getAttribute("data-kind")] === true) &&
         (wanted === "all" || el.getAttribute("data-recoverable") === wanted) &&
+        (who === "" || actors.indexOf(who) !== -1) &&
         words.every(function (w) { return haystacks[i].indexOf(w) !== -1; });
       el.hidden = !visible;
       if (visible) { shown += 1; }
@@ -222,6 +229,7 @@ SCRIPT = """
     toolbar.querySelectorAll("input[type=checkbox]").forEach(function (box) { box.checked = false; });
     search.value = "";
     recovery.value = "all";
+    if (actor) { actor.value = ""; }
     apply();
   });
   toolbar.hidden = false;
@@ -378,9 +386,21 @@ def _filters(view: ReportView) -> str:
         '<div><label class="field-label" for="recovery-filter">Recovery</label>'
         '<select id="recovery-filter"><option value="all">all</option><option value="true">recoverable</option>'
         '<option value="false">not recoverable</option></select></div>\n'
+        f"{_actor_filter(view)}"
         '<div><label class="field-label" for="search">Search id or name</label>'
         '<input type="search" id="search" placeholder="e.g. Finance or 8f3c…" autocomplete="off" spellcheck="false"></div>\n'
         '<div><button type="button" id="reset">Show all</button></div>\n</form>'
+    )
+
+
+def _actor_filter(view: ReportView) -> str:
+    """A choice of the actors the audit log named, when it was asked; nothing when it was not."""
+    if view.audit is None:
+        return ""
+    options = "".join(f'<option value="{_e(a)}">{_e(a)}</option>' for a in view.actors)
+    return (
+        '<div><label class="field-label" for="actor-filter">Changed by</label>'
+        f'<select id="actor-filter"><option value="">anyone</option>{options}</select></div>\n'
     )
 
 
@@ -405,6 +425,10 @@ def _object(index: int, row: ObjectRow) -> str:
         f'data-action="{_e(row.action)}" data-recoverable="{recoverable}" data-id="{_e(row.id)}" data-name="{_e(name)}" '
         f'aria-labelledby="obj-{index}-title"'
     )
+    if row.changed_by is not None:
+        # A line break cannot be in a printable actor's label, so it separates them.
+        attrs += f' data-actors="{_e(chr(10).join(row.actors))}"'
+
     head = (
         '<div class="obj-head">'
         f'<span class="symbol" aria-hidden="true">{_e(row.symbol)}</span>'
@@ -414,6 +438,10 @@ def _object(index: int, row: ObjectRow) -> str:
         "</div>"
     )
     details = [_recovery(row)]
+    if row.changed_by is not None:
+        details.append(
+            f'<p class="who" data-changed-by="{_e(row.changed_by.status)}">Changed {_e(_who(row.changed_by))}</p>'
+        )
     if row.properties:
         details.append(_property_table(row.properties))
     if row.links:
@@ -443,17 +471,32 @@ def _recovery(row: ObjectRow) -> str:
 # -- before and after --------------------------------------------------------------------------
 
 
+def _who(by: ByRow) -> str:
+    """`by mallory@contoso.com at 2026-11-21 10:41Z`, or `by: not in the audit log`."""
+    return by.text if by.found else f"by: {by.text}"
+
+
 def _property_table(props: Sequence[PropertyRow]) -> str:
-    rows = "".join(_property_row(p) for p in props)
+    attributed = any(p.changed_by is not None for p in props)
+    rows = "".join(_property_row(p, attributed) for p in props)
+    who_col = '<col class="who">' if attributed else ""
+    who_head = '<th scope="col" class="who-cell">Changed by</th>' if attributed else ""
     return (
-        '<table class="changes">\n<colgroup><col class="prop"><col class="val"><col class="val"><col class="rec"></colgroup>\n'
+        '<table class="changes">\n<colgroup><col class="prop"><col class="val"><col class="val"><col class="rec">'
+        f"{who_col}</colgroup>\n"
         '<thead><tr><th scope="col">Property</th><th scope="col">Before</th><th scope="col">After</th>'
-        '<th scope="col" class="rec-cell">Recovery</th></tr></thead>\n'
+        f'<th scope="col" class="rec-cell">Recovery</th>{who_head}</tr></thead>\n'
         f"<tbody>{rows}</tbody>\n</table>"
     )
 
 
-def _property_row(p: PropertyRow) -> str:
+def _by_cell(by: ByRow | None) -> str:
+    if by is None:
+        return '<td class="who-cell"></td>'
+    return f'<td class="who-cell by" data-changed-by="{_e(by.status)}">{_e(by.text.removeprefix("by "))}</td>'
+
+
+def _property_row(p: PropertyRow, attributed: bool = False) -> str:
     before, after = _side_by_side(p)
     if p.recoverable:
         rec = '<span class="rec-yes">✓ written back</span>'
@@ -462,7 +505,7 @@ def _property_row(p: PropertyRow) -> str:
     return (
         f'<tr data-property="{_e(p.name)}" data-recoverable="{"true" if p.recoverable else "false"}">'
         f'<th scope="row"><code>{_e(p.name)}</code></th><td class="before">{before}</td><td class="after">{after}</td>'
-        f'<td class="rec-cell">{rec}</td></tr>'
+        f'<td class="rec-cell">{rec}</td>{_by_cell(p.changed_by) if attributed else ""}</tr>'
     )
 
 
@@ -519,8 +562,10 @@ def _links(links: Sequence[LinkRow]) -> str:
     groups = []
     for link in links:
         note = "" if link.recoverable else f' <span class="note">✕ not recoverable — {_e(link.note or "")}</span>'
-        items = [_link_item("added", "+", i, n) for i, n in link.added]
-        items += [_link_item("removed", "−", i, n) for i, n in link.removed]
+        added_by = link.added_by or (None,) * len(link.added)
+        removed_by = link.removed_by or (None,) * len(link.removed)
+        items = [_link_item("added", "+", i, n, b) for (i, n), b in zip(link.added, added_by, strict=True)]
+        items += [_link_item("removed", "−", i, n, b) for (i, n), b in zip(link.removed, removed_by, strict=True)]
         counts = [f"{len(ids)} {word}" for ids, word in ((link.added, "added"), (link.removed, "removed")) if ids]
         summary = ", ".join(counts)
         groups.append(
@@ -531,9 +576,10 @@ def _links(links: Sequence[LinkRow]) -> str:
     return f'<div class="links">{"".join(groups)}</div>'
 
 
-def _link_item(css: str, sign: str, object_id: str, name: str | None) -> str:
+def _link_item(css: str, sign: str, object_id: str, name: str | None, by: ByRow | None = None) -> str:
     label = f'<span class="name">{_e(name)}</span> ' if name else ""
+    who = "" if by is None else f' <span class="by" data-changed-by="{_e(by.status)}">{_e(_who(by))}</span>'
     return (
         f'<li class="{css}"><span class="sign" aria-hidden="true">{sign}</span><span class="sr">{css}: </span>'
-        f'<span>{label}<code class="muted">{_e(object_id)}</code></span></li>'
+        f'<span>{label}<code class="muted">{_e(object_id)}</code>{who}</span></li>'
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from entra_gitops.model.textsafe import printable
-from entra_gitops.report.view import KIND_LABELS, KIND_ORDER, ObjectRow, ReportView
+from entra_gitops.report.view import KIND_LABELS, KIND_ORDER, ByRow, ObjectRow, ReportView
 
 GITHUB_COMMENT_LIMIT = 65_536
 CELL_LIMIT = 120
@@ -31,11 +31,18 @@ def _cell(text: str) -> str:
     return markdown_text(short)
 
 
-def _named(pairs: tuple[tuple[str, str | None], ...]) -> str:
-    return ", ".join(
+def _named(pairs: tuple[tuple[str, str | None], ...], by: tuple[ByRow, ...] | None = None) -> str:
+    shown = [
         f"{markdown_text(n)} (<code>{markdown_text(i)}</code>)" if n else f"<code>{markdown_text(i)}</code>"
         for i, n in pairs
-    )
+    ]
+    if by is not None:
+        shown = [f"{text} _{markdown_text(b.text)}_" if b.found else text for text, b in zip(shown, by, strict=True)]
+    return ", ".join(shown)
+
+
+def _who(by: ByRow | None) -> str:
+    return "" if by is None else _cell(by.text)
 
 
 def _section(row: ObjectRow) -> str:
@@ -48,12 +55,19 @@ def _section(row: ObjectRow) -> str:
         f"Object id <code>{markdown_text(row.id)}</code>",
         "",
     ]
+    if row.changed_by is not None:
+        lines += [f"Changed by: {markdown_text(row.changed_by.text.removeprefix('by '))}", ""]
+    attributed = any(p.changed_by is not None for p in row.properties)
     if row.properties:
-        lines += ["| property | in the backup | now | recoverable |", "|---|---|---|---|"]
+        if attributed:
+            lines += ["| property | in the backup | now | recoverable | changed |", "|---|---|---|---|---|"]
+        else:
+            lines += ["| property | in the backup | now | recoverable |", "|---|---|---|---|"]
         for p in row.properties:
             yes = "yes" if p.recoverable else f"no: {html.escape(p.note or '')}"
+            who = f" {_who(p.changed_by)} |" if attributed else ""
             # Property and link names come from the registry's schemas, not from the tenant.
-            lines.append(f"| `{p.name}` | {_cell(p.before)} | {_cell(p.after)} | {yes} |")
+            lines.append(f"| `{p.name}` | {_cell(p.before)} | {_cell(p.after)} | {yes} |{who}")
         folded = [p for p in row.properties if len(p.before) > CELL_LIMIT or len(p.after) > CELL_LIMIT]
         for p in folded:
             lines += [
@@ -70,9 +84,9 @@ def _section(row: ObjectRow) -> str:
     for link in row.links:
         note = "" if link.recoverable else f" (not recoverable: {html.escape(link.note or '')})"
         if link.added:
-            lines.append(f"- **{link.name} added**{note}: {_named(link.added)}")
+            lines.append(f"- **{link.name} added**{note}: {_named(link.added, link.added_by)}")
         if link.removed:
-            lines.append(f"- **{link.name} removed**{note}: {_named(link.removed)}")
+            lines.append(f"- **{link.name} removed**{note}: {_named(link.removed, link.removed_by)}")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
@@ -89,6 +103,8 @@ def render_markdown(view: ReportView, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         markdown_text(view.headline),
         "",
     ]
+    if view.audit == "unavailable":
+        head += ["Who changed it: unknown (the directory audit log could not be read).", ""]
     if view.summary:
         labels = [KIND_LABELS[k] for k in KIND_ORDER]
         head += ["| type | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]

@@ -7,11 +7,22 @@ stay on the rows beside (`*_value`, `*_values`) for the JSON rendering, which es
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from entra_gitops.model.attribution import (
+    Attribution,
+    AuditEvent,
+    By,
+    ChangedBy,
+    ObjectAttribution,
+    Wanted,
+    attribute,
+    utc_seconds,
+)
 from entra_gitops.model.frozen import thaw
 from entra_gitops.model.tenant import TenantState
 from entra_gitops.model.textsafe import json_safe, printable
@@ -62,6 +73,28 @@ def format_value(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class ByRow:
+    """Who changed something, shown: `by mallory@contoso.com at 2026-11-21 10:41Z`, or why that is not known."""
+
+    status: str  # "changedBy", "notInAuditLog" or "unknown"
+    text: str  # printable
+    actor: str | None  # printable label of the actor, for filtering by actor
+    value: By  # as the audit log has it, for the JSON rendering
+
+    @property
+    def found(self) -> bool:
+        return self.status == "changedBy"
+
+
+def by_row(by: By) -> ByRow:
+    """A ChangedBy or an Untraced as a row shows it; tenant text arrives printable."""
+    if isinstance(by, ChangedBy):
+        actor = printable(by.actor.label)
+        return ByRow("changedBy", f"by {actor} at {by.short_when}", actor, by)
+    return ByRow(by.value, by.text, None, by)
+
+
+@dataclass(frozen=True)
 class PropertyRow:
     name: str
     before: str
@@ -71,6 +104,7 @@ class PropertyRow:
     reason: str | None
     before_value: Any
     after_value: Any
+    changed_by: ByRow | None = None  # None: the audit log was not asked
 
 
 @dataclass(frozen=True)
@@ -83,6 +117,8 @@ class LinkRow:
     reason: str | None
     added_values: tuple[tuple[str, str | None], ...] | None = None  # as in the tenant; None: same as `added`
     removed_values: tuple[tuple[str, str | None], ...] | None = None
+    added_by: tuple[ByRow, ...] | None = None  # one per added id; None: the audit log was not asked
+    removed_by: tuple[ByRow, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +139,15 @@ class ObjectRow:
     id_value: str | None = None  # as in the tenant; None: same as `id`
     display_value: str | None = None  # as in the tenant; None: same as `display`
     object_kind: str | None = None  # the kind of its type it is (agentIdentity); None for a plain object
+    changed_by: ByRow | None = None  # None: the audit log was not asked
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        """Every actor named on the row (object, properties, links), printable, once each."""
+        found = [self.changed_by] + [p.changed_by for p in self.properties]
+        for link in self.links:
+            found += [*(link.added_by or ()), *(link.removed_by or ())]
+        return tuple(dict.fromkeys(b.actor for b in found if b is not None and b.actor))
 
     @property
     def type_label(self) -> str:
@@ -134,6 +179,13 @@ class ReportView:
     totals: tuple[int, ...]  # in KIND_ORDER
     recoverable: int
     note: str | None = None  # said first: for example that an incomplete backup limits what was compared
+    audit: str | None = None  # "read" or "unavailable" when the audit log was asked who changed what; None: not asked
+    audit_since: str | None = None  # the time from which its events were considered
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        """Every actor named in the report, printable, sorted."""
+        return tuple(sorted({a for row in self.rows for a in row.actors}))
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -180,7 +232,7 @@ def _shown_pairs(pairs: tuple[tuple[str, str | None], ...]) -> tuple[tuple[str, 
     return tuple((printable(i), _shown(n)) for i, n in pairs)
 
 
-def _row(change: ObjectChange, names: Mapping[str, str]) -> ObjectRow:
+def _row(change: ObjectChange, names: Mapping[str, str], traced: ObjectAttribution | None) -> ObjectRow:
     properties = tuple(
         PropertyRow(
             printable(p.name),
@@ -190,6 +242,7 @@ def _row(change: ObjectChange, names: Mapping[str, str]) -> ObjectRow:
             *_note(p.blocker),
             p.before,
             p.after,
+            None if traced is None else by_row(traced.property(p.name)),
         )
         for p in change.properties
     )
@@ -205,6 +258,8 @@ def _row(change: ObjectChange, names: Mapping[str, str]) -> ObjectRow:
                 *_note(link.blocker),
                 added_values=added,
                 removed_values=removed,
+                added_by=None if traced is None else tuple(by_row(traced.link(link.name, i)) for i in link.added),
+                removed_by=None if traced is None else tuple(by_row(traced.link(link.name, i)) for i in link.removed),
             )
         )
     return ObjectRow(
@@ -224,12 +279,48 @@ def _row(change: ObjectChange, names: Mapping[str, str]) -> ObjectRow:
         id_value=change.id,
         display_value=change.display_name,
         object_kind=change.object_kind,  # a name from the schema's kinds, never tenant text
+        changed_by=None if traced is None else by_row(traced.changed_by),
     )
 
 
-def build_view(report: DifferenceReport, names: Mapping[str, str] | None = None) -> ReportView:
-    """The report as rows and a summary, with display names beside ids."""
-    rows = tuple(_row(c, names or {}) for c in report.changes)
+def wanted(report: DifferenceReport) -> tuple[Wanted, ...]:
+    """What the audit log is asked about a report: each changed object, its properties, its link members."""
+    return tuple(
+        Wanted(
+            c.type_name,
+            c.id,
+            tuple(p.name for p in c.properties),
+            tuple((link.name, i) for link in c.links for i in (*link.added, *link.removed)),
+        )
+        for c in report.changes
+    )
+
+
+def report_ids(report: DifferenceReport) -> set[str]:
+    """The ids of a report's changed objects: what the audit log is read for."""
+    return {c.id for c in report.changes}
+
+
+def attributed(
+    report: DifferenceReport,
+    events: Iterable[AuditEvent] | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None = None,
+) -> Attribution:
+    """Who changed each change of `report`, from the events between `since` and `until`; None events: the log
+    could not be read, so every change says "unknown"."""
+    if events is None:
+        return Attribution(False, since=since)
+    return attribute(events, wanted(report), since=since, until=until)
+
+
+def build_view(
+    report: DifferenceReport, names: Mapping[str, str] | None = None, attribution: Attribution | None = None
+) -> ReportView:
+    """The report as rows and a summary, with display names beside ids, and who changed what when asked."""
+    rows = tuple(
+        _row(c, names or {}, None if attribution is None else attribution.of(c.type_name, c.id)) for c in report.changes
+    )
     summary = tuple(
         SummaryRow(printable(t), tuple(counts.get(k.value, 0) for k in KIND_ORDER), sum(counts.values()))
         for t, counts in report.counts.items()
@@ -248,4 +339,6 @@ def build_view(report: DifferenceReport, names: Mapping[str, str] | None = None)
         totals=totals,
         recoverable=sum(1 for c in report.changes if c.recoverable),
         note=_shown(report.note),
+        audit=None if attribution is None else "read" if attribution.available else "unavailable",
+        audit_since=None if attribution is None or attribution.since is None else utc_seconds(attribution.since),
     )

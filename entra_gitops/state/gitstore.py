@@ -11,8 +11,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import git
@@ -60,10 +61,31 @@ class Backup:
     complete: bool
     counts: Mapping[str, int]
     deleted: Mapping[str, int]
+    delta: Mapping[str, DeltaLink] = field(default_factory=lambda: MappingProxyType({}))  # where each type continues
+    read_by: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # type -> "delta" or "full"
 
     @property
     def id(self) -> str:
         return self.name[len(BACKUP_PREFIX) :]
+
+
+class DeltaLink(NamedTuple):
+    """A type's delta link as a backup recorded it, with the basis (schema and tool) its files were made by."""
+
+    link: str
+    basis: str
+
+
+def _delta_links(raw: Any) -> Mapping[str, DeltaLink]:
+    """The record's delta links; anything not shaped as one is dropped, so that type is read in full."""
+    if not isinstance(raw, Mapping):
+        return MappingProxyType({})
+    found = {
+        str(name): DeltaLink(entry["link"], entry["basis"])
+        for name, entry in raw.items()
+        if isinstance(entry, Mapping) and isinstance(entry.get("link"), str) and isinstance(entry.get("basis"), str)
+    }
+    return MappingProxyType(found)
 
 
 def backup_name(moment: dt.datetime) -> str:
@@ -92,6 +114,10 @@ def parse_backup(name: str, commit: str, message: str) -> Backup:
         complete=record.get("complete") is True,
         counts=dict(record.get("counts") or {}),
         deleted=dict(record.get("deleted") or {}),
+        delta=_delta_links(record.get("delta")),
+        read_by=MappingProxyType({str(k): str(v) for k, v in (record.get("read") or {}).items()})
+        if isinstance(record.get("read"), Mapping)
+        else MappingProxyType({}),
     )
 
 
@@ -208,13 +234,26 @@ class StateRepo:
     def read_files(self, rev: str, prefix: str = STATE_DIR) -> dict[str, bytes]:
         """Every file under `prefix` at `rev`, read through one `git cat-file --batch` process."""
         blobs = self.tree_blobs(rev, prefix)
-        if not blobs:
-            return {}
-        paths = list(blobs)
-        request = "".join(f"{blobs[p]}\n" for p in paths).encode()
+        contents = self.read_blobs(blobs.values())
+        return {path: contents[blob] for path, blob in blobs.items()}
+
+    def read_blobs(self, blob_ids: Iterable[str]) -> dict[str, bytes]:
+        """blob id -> content for `blob_ids`, read through one `git cat-file --batch` process."""
+        wanted = list(dict.fromkeys(blob_ids))
+        found = self._cat_file(wanted)
+        missing = [b for b, (kind, _) in zip(wanted, found, strict=True) if kind != b"blob"]
+        if missing:
+            raise RepositoryError(f"git has no blob {missing[0]}")
+        return {b: content for b, (_, content) in zip(wanted, found, strict=True)}
+
+    def _cat_file(self, objects: list[str]) -> list[tuple[bytes, bytes]]:
+        """(type, content) of each object name (blob id, `rev:path`) through one `git cat-file --batch`;
+        (b"missing", b"") for a name git does not know."""
+        if not objects:
+            return []
         process = subprocess.run(
             ["git", "cat-file", "--batch"],
-            input=request,
+            input="".join(f"{o}\n" for o in objects).encode(),
             cwd=self.root,
             capture_output=True,
             check=False,
@@ -223,14 +262,54 @@ class StateRepo:
         if process.returncode:
             raise RepositoryError(f"git cat-file failed: {process.stderr.decode(errors='replace').strip()}")
         out = process.stdout
-        files: dict[str, bytes] = {}
+        found: list[tuple[bytes, bytes]] = []
         position = 0
-        for path in paths:
+        for _ in objects:
             header_end = out.index(b"\n", position)
-            size = int(out[position:header_end].split()[2])
-            start = header_end + 1
-            files[path] = out[start : start + size]
-            position = start + size + 1
+            header = out[position:header_end].split()
+            position = header_end + 1
+            if len(header) != 3:
+                found.append((b"missing", b""))
+                continue
+            size = int(header[2])
+            found.append((header[1], out[position : position + size]))
+            position += size + 1
+        return found
+
+    def files_with_line(self, rev: str, prefix: str, lines: Iterable[str]) -> set[str]:
+        """Paths under `prefix` at `rev` holding any of `lines` as a whole line (`git grep`, no parsing)."""
+        wanted = list(lines)
+        patterns = [arg for line in wanted for arg in ("-e", line)]
+        if not patterns:
+            return set()
+        process = subprocess.run(
+            ["git", "grep", "-l", "-z", "-F", *patterns, rev, "--", prefix],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+            start_new_session=True,
+        )
+        if process.returncode not in (0, 1):  # 1: no file matched
+            raise RepositoryError(f"git grep failed: {process.stderr.decode(errors='replace').strip()}")
+        candidates = {entry.partition(":")[2] for entry in filter(None, process.stdout.decode().split("\0"))}
+        # git grep matches anywhere in a line: keep the files where one is the whole line.
+        blobs = {p: b for p, b in self.tree_blobs(rev, prefix).items() if p in candidates}
+        contents = self.read_blobs(blobs.values())
+        whole = [b"\n" + line.encode() + b"\n" for line in wanted]
+        return {p for p, b in blobs.items() if any(w in b"\n" + contents[b] for w in whole)}
+
+    def read_paths(self, rev: str, paths: Iterable[str]) -> dict[str, bytes]:
+        """The files among `paths` that exist at `rev` (others are left out), through one `git cat-file --batch`."""
+        wanted = sorted({p for p in paths if p and "\n" not in p})
+        if not wanted or self.head is None:
+            return {}
+        files: dict[str, bytes] = {}
+        for path, (kind, content) in zip(wanted, self._cat_file([f"{rev}:{p}" for p in wanted]), strict=True):
+            if kind == b"missing":
+                continue
+            if kind != b"blob":
+                raise RepositoryError(f"{path} at {rev[:10]} is not a file")
+            files[path] = content
         return files
 
     def resolve(self, rev: str) -> str:
@@ -267,13 +346,15 @@ class StateRepo:
 
     def tree_change(self, files: Mapping[str, bytes], prefixes: tuple[str, ...]) -> TreeChange:
         """How HEAD's files under `prefixes` differ from `files` (compared by blob id, no git run per file)."""
+        return self.blob_change({path: blob_id(content) for path, content in files.items()}, prefixes)
+
+    def blob_change(self, blobs: Mapping[str, str], prefixes: tuple[str, ...]) -> TreeChange:
+        """How HEAD's files under `prefixes` differ from the tree `blobs` (path -> blob id) describes."""
         current = {p: b for p, b in self.tree_blobs().items() if p.startswith(prefixes)}
         return TreeChange(
-            added=tuple(sorted(p for p in files if p not in current)),
-            modified=tuple(
-                sorted(p for p, content in files.items() if p in current and blob_id(content) != current[p])
-            ),
-            removed=tuple(sorted(p for p in current if p not in files)),
+            added=tuple(sorted(p for p in blobs if p not in current)),
+            modified=tuple(sorted(p for p, blob in blobs.items() if p in current and blob != current[p])),
+            removed=tuple(sorted(p for p in current if p not in blobs)),
         )
 
     def write_commit(
@@ -283,8 +364,12 @@ class StateRepo:
         message: str,
         when: dt.datetime,
         advance: Advance | None = None,
+        stored: Mapping[str, str] | None = None,
     ) -> str:
         """A commit of `change` on top of HEAD, in git's object store only: no ref, index or file moves.
+
+        A written path missing from `files` takes the blob `stored` names, which git holds already (an
+        unchanged object of an earlier backup).
 
         Changed blobs go in through one `git fast-import` stream (`advance`, when given, is told how many more
         files git was given as it reads them); the tree is built in a scratch index (HEAD's tree plus the
@@ -293,9 +378,11 @@ class StateRepo:
         """
         parent = self.head
         written = change.added + change.modified
-        blobs = (b"blob\n" + _fast_import_data(files[path]) for path in counted(written, advance, every=500))
+        new = [path for path in written if path in files]
+        blobs = (b"blob\n" + _fast_import_data(files[path]) for path in counted(new, advance, every=500))
         self._git("fast-import", "--quiet", "--done", stdin=itertools.chain(blobs, [b"done\n"]))
-        entries = [f"100644 {blob_id(files[p])}\t{p}\n" for p in written]
+        known = stored or {}
+        entries = [f"100644 {blob_id(files[p]) if p in files else known[p]}\t{p}\n" for p in written]
         entries += [f"0 {'0' * 40}\t{p}\n" for p in change.removed]
         with tempfile.TemporaryDirectory(prefix="index-", dir=self._scratch()) as scratch:
             index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}

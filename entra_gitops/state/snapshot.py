@@ -6,12 +6,15 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from entra_gitops import __version__
+from entra_gitops.graph.audit import read_audit
 from entra_gitops.graph.client import GraphClient
-from entra_gitops.graph.reader import read_tenant, read_tenant_id
+from entra_gitops.graph.reader import read_tenant_id
+from entra_gitops.model import canonical
+from entra_gitops.model.attribution import ObjectActors, actors_of_changes
 from entra_gitops.model.errors import EntraGitopsError
 from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.reads import GraphStats
@@ -25,8 +28,10 @@ from entra_gitops.state.gitstore import (
     TreeChange,
     backup_message,
     backup_name,
+    blob_id,
     parse_backup,
 )
+from entra_gitops.state.incremental import choose_bases, read_current, type_basis
 from entra_gitops.state.layout import locate, render_files, type_prefixes
 from entra_gitops.state.normalize import Redaction
 from entra_gitops.state.signals import deferred
@@ -51,6 +56,9 @@ class SnapshotOutcome:
     redactions: tuple[Redaction, ...]
     seconds: Mapping[str, float]
     notes: tuple[str, ...] = ()  # what the run did besides: finishing an interrupted run's work tree
+    read_by: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # type -> "delta" | "full"
+    full_reasons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # why a delta type was not
+    audit_warning: str | None = None  # the audit log could not be read: the commit message says "unknown"
 
 
 def suspect_shrinks(
@@ -80,9 +88,15 @@ def suspect_shrinks(
     return tuple(found)
 
 
-def check_read(previous: Backup | None, state: TenantState, config: Config, accepted: frozenset[str]) -> None:
+def check_counts(
+    previous: Backup | None,
+    counts: Mapping[str, int],
+    deleted: Mapping[str, int],
+    config: Config,
+    accepted: frozenset[str],
+) -> None:
     """Refuse a read that looks truncated: no commit, no tag, the counts in the message."""
-    found = suspect_shrinks(previous, state.counts(), deleted_counts(state), config, accepted)
+    found = suspect_shrinks(previous, counts, deleted, config, accepted)
     if found:
         raise IncompleteReadError(
             f"suspect read, so no commit and no backup were made: {'; '.join(found)}. A lost page or a wrong "
@@ -109,6 +123,38 @@ def commit_message(by_type: Mapping[str, tuple[int, int, int]], counts: Mapping[
     lines = [f"Snapshot: {total} object file{'s' if total != 1 else ''} changed", ""]
     for name, (added, modified, removed) in by_type.items():
         lines.append(f"{name}: +{added} ~{modified} -{removed} (now {counts.get(name, 0)})")
+    return "\n".join(lines) + "\n"
+
+
+MAX_ACTOR_LINES = 200  # a commit message stays readable; the report of `diff` has every object
+
+
+def changed_objects(
+    registry: Registry, change: TreeChange, files: Mapping[str, bytes]
+) -> list[tuple[str, str, str | None]]:
+    """(type, id, display name) of each object file a snapshot adds, changes or removes."""
+    found: list[tuple[str, str, str | None]] = []
+    for path in (*change.added, *change.modified, *change.removed):
+        where = locate(registry, path)
+        if where is None or where.object_id is None:
+            continue
+        display = None
+        if where.rtype.display and path in files:
+            value = canonical.load(files[path], path).get(where.rtype.display)
+            display = value if isinstance(value, str) else None
+        found.append((where.rtype.name, where.object_id, display))
+    return found
+
+
+def actor_section(actors: tuple[ObjectActors, ...], available: bool) -> str:
+    """The commit message's "Changed by" lines: per changed object, who did it according to the audit log."""
+    if not actors:
+        return ""
+    lines = ["", "Changed by (directory audit log):" if available else "Changed by: unknown (audit log not readable)"]
+    if available:
+        lines += [f"- {a.line}" for a in actors[:MAX_ACTOR_LINES]]
+        if len(actors) > MAX_ACTOR_LINES:
+            lines.append(f"- and {len(actors) - MAX_ACTOR_LINES} more objects (entra-gitops diff shows each)")
     return "\n".join(lines) + "\n"
 
 
@@ -154,9 +200,13 @@ async def take_snapshot(
     now: dt.datetime,
     progress: Progress | Reads | None = None,
     accept_shrink: frozenset[str] = frozenset(),
+    *,
+    full: bool = False,
 ) -> SnapshotOutcome:
     """Check the tenant, read, normalize, commit and tag; nothing is written unless every read succeeded.
 
+    A type Graph tracks by delta continues from the newest backup holding its delta link (unless `full`):
+    only what changed since is read, parsed and rendered, and the tree is the one a full read would give.
     `progress` is told each phase as it goes: read (per type), normalize, render, compare, commit, check out.
     """
     watch = watched(progress)
@@ -176,23 +226,42 @@ async def take_snapshot(
         return clock[-1] - clock[-2]
 
     backups = store.backups()
+    previous_any = backups[0] if backups else None
     tenant = await read_tenant_id(client, registry)
     check_tenant(*expected_tenant(config, backups), tenant, client.base_url)
-    read = await read_tenant(client, registry, types, watch)
+    bases, reasons = choose_bases(types, backups, full=full)
+    current = await read_current(client, store, registry, types, bases, watch)
+    trees, read, refused = current.trees, current.read, current.refused
+    reasons = {**reasons, **refused}
+    links = dict(current.links)
     read_seconds = lap()
     normal = normalized(registry, read, watch)
     state = normal.state
-    counts = state.counts()
+    counts = {**state.counts(), **{name: len(tree.live_ids) for name, tree in trees.items()}}
+    deleted = {**deleted_counts(state), **{name: tree.deleted for name, tree in trees.items() if tree.deleted}}
+    counts = dict(sorted(counts.items()))
+    deleted = dict(sorted(deleted.items()))
     previous = next((b for b in backups if b.complete), None)
-    check_read(previous, state, config, accept_shrink)
+    check_counts(previous, counts, deleted, config, accept_shrink)
 
     watch.phase("render", len(state), "files")
     files = render_files(registry, state, watch.advance)
+    blobs = {path: blob_id(content) for path, content in files.items()}
+    for tree in trees.values():
+        files.update(tree.files)
+        blobs.update(tree.blobs)
     render_seconds = lap()
     watch.phase("compare")
-    change = store.tree_change(files, type_prefixes(types))
+    change = store.blob_change(blobs, type_prefixes(types))
     by_type = changes_by_type(registry, change)
     message = commit_message(by_type, counts)
+    audit_warning = None
+    if previous_any is not None and not change.empty:
+        # Who made each change since the last backup, so `git log` and `git blame` answer "who" too.
+        changed = changed_objects(registry, change, files)
+        audit = await read_audit(client, previous_any.time, {i for _, i, _ in changed}, watch)
+        audit_warning = audit.warning
+        message += actor_section(actors_of_changes(audit.events, changed, since=previous_any.time), audit.available)
     if config.tenant_id is None and not store.dirty_files(CONFIG_FILE):
         # The first snapshot records the tenant it read, so later runs refuse any other one.
         recorded = _record_tenant(store, files, change, tenant)
@@ -201,16 +270,20 @@ async def take_snapshot(
     commit = store.head
     if not change.empty:
         watch.phase("commit", len(change.added) + len(change.modified), "files")
-        commit = store.write_commit(files, change, message, now, watch.advance)
+        commit = store.write_commit(files, change, message, now, watch.advance, stored=blobs)
     assert commit is not None
     name = _free_name(store, now)
+    links.update({name: tree.next_link for name, tree in trees.items()})
+    read_by = {t.name: "delta" if t.name in trees else "full" for t in types}
     record = {
         "tenant": tenant,
         "tool": f"entra-gitops {__version__}",
         "complete": {t.name for t in types} == set(registry.names),
         "types": sorted(t.name for t in types),
-        "counts": dict(counts),
-        "deleted": dict(deleted_counts(state)),
+        "counts": counts,
+        "deleted": deleted,
+        "read": dict(sorted(read_by.items())),
+        "delta": {n: {"link": link, "basis": type_basis(registry.get(n))} for n, link in sorted(links.items())},
     }
     backup = parse_backup(name, commit, backup_message(name, record))
     pruned = pruned_backups([backup, *store.backups()], config.retention)
@@ -220,6 +293,8 @@ async def take_snapshot(
     with deferred():
         store.publish(commit, tag=(name, tag), delete_tags=tuple(pruned))
     write_seconds = lap()
+    notes = [recovered] if recovered else []
+    notes += [f"{n} read in full: {why}" for n, why in sorted(refused.items())]
     return SnapshotOutcome(
         backup=backup,
         created_commit=not change.empty,
@@ -227,9 +302,12 @@ async def take_snapshot(
         changes_by_type=by_type,
         pruned=tuple(pruned),
         stats=read.stats,
-        redactions=normal.redactions,
+        redactions=(*normal.redactions, *(r for tree in trees.values() for r in tree.redactions)),
         seconds=MappingProxyType({"read": read_seconds, "normalize": render_seconds, "write": write_seconds}),
-        notes=(recovered,) if recovered else (),
+        notes=tuple(notes),
+        read_by=MappingProxyType(read_by),
+        full_reasons=MappingProxyType(dict(sorted(reasons.items()))),
+        audit_warning=audit_warning,
     )
 
 

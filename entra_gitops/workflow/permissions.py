@@ -37,6 +37,7 @@ __all__ = [
     "directory_roles_for",
     "markdown_table",
     "needs_of",
+    "optional_permissions",
     "permissions_document",
     "permissions_for",
 ]
@@ -90,6 +91,29 @@ NEVER_GRANT: Mapping[str, str] = MappingProxyType(
         "permission, listed here",
     }
 )
+
+
+# Permissions a job uses when granted and does without when not: no type's schema needs them, so they are
+# listed here. Reading the directory audit log (api-reference/v1.0/api/directoryaudit-list.md: AuditLog.Read.All
+# with Directory.Read.All) tells who made each change; without it, a report says "unknown" and warns once.
+OPTIONAL: Mapping[Job, tuple[tuple[str, tuple[str, ...]], ...]] = MappingProxyType(
+    {
+        Job.SNAPSHOT: (
+            (
+                "AuditLog.Read.All",
+                (
+                    "directoryAudit: snapshot (its commit message), diff, plan and drift read the directory audit "
+                    "log to say who changed each object (optional: without it they say 'unknown', with one warning)",
+                ),
+            ),
+        ),
+    }
+)
+
+
+def optional_permissions(purpose: Job | str) -> list[tuple[str, tuple[str, ...]]]:
+    """The permissions `purpose` uses when granted and degrades without: sorted (permission, reasons)."""
+    return sorted(OPTIONAL.get(_job(purpose), ()))
 
 
 def _breadth(permission: str) -> int:
@@ -157,6 +181,8 @@ def markdown_table(types: Iterable[str | ResourceType], purpose: Job | str) -> s
     lines = ["| application permission | why |", "|---|---|"]
     for permission, reasons in permissions_for(types, purpose):
         lines.append(f"| `{permission}` | " + "<br>".join(reasons) + " |")
+    for permission, reasons in optional_permissions(purpose):
+        lines.append(f"| `{permission}` (optional) | " + "<br>".join(reasons) + " |")
     return "\n".join(lines)
 
 
@@ -166,7 +192,9 @@ def permissions_document(types: tuple[ResourceType, ...], jobs: Iterable[Job]) -
     return {
         "scope": [t.name for t in types],
         "jobs": {
-            job.value: [{"permission": p, "reasons": list(r)} for p, r in permissions_for(types, job)] for job in jobs
+            job.value: [{"permission": p, "reasons": list(r)} for p, r in permissions_for(types, job)]
+            + [{"permission": p, "reasons": list(r), "optional": True} for p, r in optional_permissions(job)]
+            for job in jobs
         },
         "neverGrant": [{"permission": p, "reason": why} for p, why in NEVER_GRANT.items()],
         "directoryRoles": [

@@ -1,0 +1,341 @@
+"""A read that continues from a backup: a delta type's files are that backup's, changed where Graph's delta
+round says so, so only what changed is parsed, normalized and rendered.
+
+The rule it keeps: the tree it gives is byte for byte the tree a full read of the same tenant gives. So a
+changed object is normalized from its delta row exactly as a listed one is, its tracked links are the
+backup's plus the round's link changes (an object new since the backup has its links read one by one),
+links delta does not track are read again for every object a full read reads them for, and soft-deleted
+objects come from deleted items in full, as always.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from entra_gitops import __version__
+from entra_gitops.graph.client import GraphClient
+from entra_gitops.graph.delta import DeltaChanges, DeltaTokenRejected, latest_link, read_changes
+from entra_gitops.graph.reader import read_around_delta, read_tenant
+from entra_gitops.model import canonical
+from entra_gitops.model.ids import fold_id
+from entra_gitops.model.progress import Progress, Reads, watched
+from entra_gitops.model.reads import GraphStats, TenantRead
+from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
+from entra_gitops.model.tenant import Lifecycle, TenantState
+from entra_gitops.state.gitstore import Backup, StateRepo, blob_id
+from entra_gitops.state.layout import DELETED_DIR, STATE_DIR, SUFFIX, load_state, locate, render_files
+from entra_gitops.state.normalize import Redaction, normalize_read
+from entra_gitops.state.paths import object_id_from_file_name
+
+
+def type_basis(rtype: ResourceType) -> str:
+    """What a type's files were made by: its schema and the tool. Files of another basis may differ byte for
+    byte from what this run would write, so a delta round never continues from them."""
+    digest = hashlib.sha256(rtype.schema_path.read_bytes() + f"\0{__version__}".encode())
+    return digest.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class DeltaBase:
+    """Where a type's delta round continues from: the backup whose files it changes, and that backup's link."""
+
+    rtype: ResourceType
+    backup: Backup
+    link: str
+
+
+def choose_bases(
+    types: Iterable[ResourceType], backups: Iterable[Backup], *, full: bool
+) -> tuple[Mapping[str, DeltaBase], Mapping[str, str]]:
+    """Per delta type, the newest backup to continue from, or why it is read in full (for the output)."""
+    newest_first = list(backups)
+    bases: dict[str, DeltaBase] = {}
+    reasons: dict[str, str] = {}
+    for rtype in types:
+        if rtype.delta is None:
+            continue
+        if full:
+            reasons[rtype.name] = "--full"
+            continue
+        recorded = next((b for b in newest_first if rtype.name in b.delta), None)
+        if recorded is None:
+            reasons[rtype.name] = "no backup holds its delta link yet"
+        elif recorded.delta[rtype.name].basis != type_basis(rtype):
+            reasons[rtype.name] = f"its schema or entra-gitops changed since {recorded.id}"
+        elif (problem := _read_when_problem(rtype)) is not None:
+            reasons[rtype.name] = problem
+        else:
+            bases[rtype.name] = DeltaBase(rtype, recorded, recorded.delta[rtype.name].link)
+    return MappingProxyType(bases), MappingProxyType(reasons)
+
+
+@dataclass(frozen=True)
+class TypeTree:
+    """One delta type's part of the new tree: every path to blob id, and the files rendered now."""
+
+    type_name: str
+    blobs: Mapping[str, str]
+    files: Mapping[str, bytes]
+    live_ids: tuple[str, ...]
+    deleted: int
+    changed: int  # objects the round named (changed or removed)
+    redactions: tuple[Redaction, ...]
+    next_link: str
+
+
+def _read_when_lines(prop: PropertySpec) -> tuple[tuple[str, ...], ...]:
+    """Each of a link's read conditions as the canonical lines an object's file holds when it meets it."""
+    assert prop.link is not None
+    return tuple(
+        tuple(canonical.dump({k: v}).decode().rstrip("\n") for k, v in condition.items())
+        for condition in prop.link.read_when
+    )
+
+
+def _read_when_problem(rtype: ResourceType) -> str | None:
+    """Why the backup's files cannot tell whom a full read reads a link for (then the type is read in full)."""
+    for prop in rtype.links:
+        assert prop.link is not None
+        for condition in prop.link.read_when:
+            for key, value in condition.items():
+                if rtype.prop(key) is None or isinstance(value, (Mapping, list, tuple)):
+                    return f"its {prop.name} are read only where {key} matches, which its files cannot show"
+    return None
+
+
+def base_read_for(store: StateRepo, base: DeltaBase) -> Mapping[str, frozenset[str]]:
+    """Per link delta does not track, the ids of the backup's objects a full read reads it for (git grep)."""
+    rtype = base.rtype
+    prefix = f"{STATE_DIR}/{rtype.folder}/"
+    found: dict[str, frozenset[str]] = {}
+    for prop in rtype.links:
+        assert prop.link is not None
+        if prop.link.delta:
+            continue
+        if not prop.link.read_when:
+            found[prop.name] = frozenset(_ids(store.tree_blobs(base.backup.commit, prefix)))
+            continue
+        owners: set[str] = set()
+        for lines in _read_when_lines(prop):
+            # A condition of several properties holds where every one of its lines is in the file.
+            matched = [store.files_with_line(base.backup.commit, prefix, [line]) for line in lines]
+            owners |= set.intersection(*matched) if matched else set()
+        found[prop.name] = frozenset(_ids(owners))
+    return MappingProxyType(found)
+
+
+def _ids(paths: Iterable[str]) -> dict[str, str]:
+    """object id (as compared) -> path, for object files among `paths`."""
+    return {fold_id(object_id_from_file_name(p.rsplit("/", 1)[-1].removesuffix(SUFFIX))): p for p in paths}
+
+
+def link_reads(
+    rtype: ResourceType, base_live: frozenset[str], changes: DeltaChanges, read_for: Mapping[str, frozenset[str]]
+) -> Mapping[str, tuple[str, ...]]:
+    """Per link, whose links are read one by one: objects new since the backup for links delta tracks; for
+    the others, every live object a full read reads them for."""
+    live_now = (base_live - changes.removed.keys()) | changes.changed.keys()
+    found: dict[str, tuple[str, ...]] = {}
+    for prop in rtype.links:
+        assert prop.link is not None
+        if prop.link.delta:
+            found[prop.name] = tuple(sorted(i for i in changes.changed if i not in base_live))
+            continue
+        found[prop.name] = tuple(
+            sorted(
+                i
+                for i in live_now
+                if (prop.link.is_read_for(changes.changed[i]) if i in changes.changed else i in read_for[prop.name])
+            )
+        )
+    return MappingProxyType(found)
+
+
+def merged_tree(
+    registry: Registry,
+    rtype: ResourceType,
+    base_blobs: Mapping[str, str],
+    base_data: Mapping[str, Mapping[str, Any]],
+    changes: DeltaChanges,
+    reread: Mapping[str, Mapping[str, tuple[str, ...]]],
+    deleted: tuple[dict[str, Any], ...],
+) -> TypeTree:
+    """The type's new tree (pure): the backup's live files less what was removed, the changed objects and
+    those whose links were read again rendered anew, and deleted items in full.
+
+    `base_blobs` are the backup's live files of the type; `base_data` the parsed ones the round touches.
+    """
+    live_paths = _ids(base_blobs)
+    owners = {o for by_owner in reread.values() for o in by_owner}
+    raws: dict[str, Mapping[str, Any]] = {}
+    for object_id in sorted(changes.changed.keys() | (owners & live_paths.keys())):
+        row = changes.changed.get(object_id)
+        earlier = base_data.get(object_id)
+        if row is None or (_links_only(row) and earlier is not None):
+            row = {k: v for k, v in (earlier or {}).items() if rtype.prop(k) is None or rtype.prop(k).link is None}
+        raws[object_id] = row
+    links: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+    for prop in rtype.links:
+        assert prop.link is not None
+        by_owner: dict[str, tuple[str, ...]] = {}
+        for object_id in raws:
+            if object_id in reread.get(prop.name, {}):
+                by_owner[object_id] = reread[prop.name][object_id]
+            elif prop.link.delta:
+                members = dict.fromkeys(base_data.get(object_id, {}).get(prop.name, ()))
+                for member, present in changes.links.get((object_id, prop.name), {}).items():
+                    if present:
+                        members[member] = None
+                    else:
+                        members.pop(member, None)
+                by_owner[object_id] = tuple(members)
+            elif object_id in base_data and object_id not in changes.changed:
+                by_owner[object_id] = tuple(base_data[object_id].get(prop.name, ()))
+        links[(rtype.name, prop.name)] = by_owner
+    read = TenantRead(
+        objects=MappingProxyType({rtype.name: tuple(dict(r) for r in raws.values())}),
+        deleted=MappingProxyType({rtype.name: deleted} if rtype.soft_delete is not None else {}),
+        links=MappingProxyType({k: MappingProxyType(v) for k, v in links.items()}),
+        stats=GraphStats(0, 0, 0, 0, 0),
+    )
+    normal = normalize_read(registry, read)
+    files = render_files(registry, normal.state)
+    blobs = {p: b for i, p in live_paths.items() if i not in changes.removed and i not in raws for b in [base_blobs[p]]}
+    blobs.update({p: blob_id(c) for p, c in files.items()})
+    gone = deleted_prefix(rtype)
+    live = tuple(sorted(_ids(p for p in blobs if not p.startswith(gone))))
+    return TypeTree(
+        type_name=rtype.name,
+        blobs=MappingProxyType(blobs),
+        files=MappingProxyType(files),
+        live_ids=live,
+        deleted=len(blobs) - len(live),
+        changed=len(changes.changed) + len(changes.removed),
+        redactions=normal.redactions,
+        next_link=changes.next_link,
+    )
+
+
+def _links_only(row: Mapping[str, Any]) -> bool:
+    return not (set(row) - {"id", "@odata.type"})
+
+
+async def read_from_base(
+    client: GraphClient, store: StateRepo, registry: Registry, base: DeltaBase, progress: Progress
+) -> TypeTree:
+    """Continue a type from its base backup: Graph's delta round, the reads around it, the backup's files it
+    touches; DeltaTokenRejected when Graph will not continue from the stored link."""
+    rtype = base.rtype
+    changes = await read_changes(client, rtype, base.link, progress)
+    base_blobs = store.tree_blobs(base.backup.commit, f"{STATE_DIR}/{rtype.folder}/")
+    base_blobs = {p: b for p, b in base_blobs.items() if _is_live_file(registry, p)}
+    by_id = _ids(base_blobs)
+    read_for = base_read_for(store, base)
+    owners = link_reads(rtype, frozenset(by_id), changes, read_for)
+    deleted, reread = await read_around_delta(client, rtype, owners, progress)
+    wanted = {i for i in changes.changed if i in by_id}
+    wanted |= {o for name, ids in owners.items() for o in ids if o in by_id}
+    contents = store.read_blobs(base_blobs[by_id[i]] for i in wanted)
+    base_data = {i: canonical.load(contents[base_blobs[by_id[i]]], by_id[i]) for i in wanted}
+    return merged_tree(registry, rtype, base_blobs, base_data, changes, reread, deleted)
+
+
+def _is_live_file(registry: Registry, path: str) -> bool:
+    where = locate(registry, path)
+    return where is not None and where.lifecycle is Lifecycle.ACTIVE and where.object_id is not None
+
+
+def deleted_prefix(rtype: ResourceType) -> str:
+    """The folder of a type's soft-deleted objects."""
+    return f"{STATE_DIR}/{DELETED_DIR}/{rtype.folder}/"
+
+
+class CurrentRead(NamedTuple):
+    """A read of the live tenant: delta types as trees over their bases, the rest read in full (`read`), the
+    links that continue from the types read in full, and why any delta type fell back to a full read."""
+
+    trees: Mapping[str, TypeTree]
+    read: TenantRead
+    links: Mapping[str, str]
+    refused: Mapping[str, str]
+
+
+async def read_current(
+    client: GraphClient,
+    store: StateRepo,
+    registry: Registry,
+    types: tuple[ResourceType, ...],
+    bases: Mapping[str, DeltaBase],
+    progress: Progress | Reads | None = None,
+    phase: str = "read",
+) -> CurrentRead:
+    """Continue the delta types from their bases while the other types are read in full, at the same time; then
+    read in full the types whose token Graph refused and the children of delta types (their parents known)."""
+    watch = watched(progress)
+    children = {t.name for t in types if t.parent is not None and t.parent.type_name in bases}
+    now = tuple(t for t in types if t.name not in bases and t.name not in children)
+
+    async def continued() -> tuple[dict[str, TypeTree], dict[str, str]]:
+        async def one(base: DeltaBase) -> TypeTree | DeltaTokenRejected:
+            try:
+                return await read_from_base(client, store, registry, base, watch)
+            except DeltaTokenRejected as err:
+                return err
+
+        results = await asyncio.gather(*(one(b) for b in bases.values()))
+        trees = {r.type_name: r for r in results if isinstance(r, TypeTree)}
+        refused = {
+            r.type_name: f"{r.reason}; its token from {bases[r.type_name].backup.id} expired or was reset"
+            for r in results
+            if isinstance(r, DeltaTokenRejected)
+        }
+        return trees, refused
+
+    async def in_full(
+        group: tuple[ResourceType, ...], parents: Mapping[str, tuple[str, ...]]
+    ) -> tuple[dict[str, str], TenantRead]:
+        # A link taken before the full read: what changes while it runs is read again next time, never lost.
+        delta_types = [t for t in group if t.delta]
+        links = await asyncio.gather(*(latest_link(client, t) for t in delta_types))
+        read = await read_tenant(client, registry, group, watch, phase, parents=parents)
+        return dict(zip([t.name for t in delta_types], links, strict=True)), read
+
+    (trees, refused), (links, first) = await asyncio.gather(continued(), in_full(now, {}))
+    later = tuple(t for t in types if t.name in refused or t.name in children)
+    if later:
+        more, second = await in_full(later, {name: tree.live_ids for name, tree in trees.items()})
+        links.update(more)
+        first = TenantRead(
+            objects=MappingProxyType({**first.objects, **second.objects}),
+            deleted=MappingProxyType({**first.deleted, **second.deleted}),
+            links=MappingProxyType({**first.links, **second.links}),
+            stats=client.stats,
+        )
+    return CurrentRead(MappingProxyType(trees), first, MappingProxyType(links), MappingProxyType(refused))
+
+
+async def current_state(
+    client: GraphClient,
+    store: StateRepo,
+    registry: Registry,
+    types: tuple[ResourceType, ...],
+    progress: Progress | Reads | None = None,
+    phase: str = "read",
+) -> TenantState:
+    """The live tenant's state for `types`, as a snapshot would read it, at the cost of what changed: each
+    delta type is the newest backup holding its delta link plus Graph's delta round since, the other types
+    are read in full (as is a delta type whose token Graph refuses)."""
+    bases, _ = choose_bases(types, store.backups(), full=False)
+    current = await read_current(client, store, registry, types, bases, progress, phase)
+    objects = list(normalize_read(registry, current.read, None).state)
+    for tree in current.trees.values():
+        kept = {p: b for p, b in tree.blobs.items() if p not in tree.files}
+        contents = store.read_blobs(kept.values())
+        files = {**{p: contents[b] for p, b in kept.items()}, **tree.files}
+        objects.extend(load_state(registry, files, frozenset({tree.type_name})))
+    return TenantState.of(objects, frozenset(t.name for t in types))

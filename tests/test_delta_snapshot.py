@@ -1,0 +1,247 @@
+"""Delta snapshots: the tree a snapshot that continues from the last backup gives is the one a full read gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    SyncGraph,
+    demo_tenant,
+    git,
+    graph_client,
+    run,
+    run_main,
+    served,
+    take_snapshot_of,
+)
+
+from entra_gitops.emulator import Emulator
+from entra_gitops.emulator.seed import SeedLoader
+from entra_gitops.emulator.synthetic import generate, parse_spec
+from entra_gitops.graph.delta import DeltaTokenRejected, continue_url
+from entra_gitops.model.registry import default_registry
+from entra_gitops.state.gitstore import Backup, DeltaLink, StateRepo
+from entra_gitops.state.incremental import choose_bases, type_basis
+
+REGISTRY = default_registry()
+T0 = dt.datetime(2026, 12, 1, 23, 0, tzinfo=dt.UTC)
+DELTA_TYPES = {"user", "group", "application", "servicePrincipal", "oauth2PermissionGrant"}
+
+
+def ref(object_id: str) -> dict[str, str]:
+    return {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{object_id}"}
+
+
+def tree_of(store: StateRepo, commit: str) -> str:
+    return git(store.root, "rev-parse", f"{commit}:tenant-state").strip()
+
+
+def snapshot(app: Emulator, store: StateRepo, hours: int, **kwargs: Any) -> Any:
+    return take_snapshot_of(app, store, T0 + dt.timedelta(hours=hours), **kwargs)
+
+
+def full_snapshot(app: Emulator, store: StateRepo, hours: int) -> Any:
+    """A full read of the same tenant into the same repository: it must find nothing to commit."""
+    from entra_gitops.graph.client import RetryPolicy
+    from entra_gitops.model.settings import Config
+    from entra_gitops.state.snapshot import take_snapshot
+
+    async def go() -> Any:
+        client = graph_client(app)
+        client.retry = RetryPolicy(max_retries=2, backoff_base=0.001)
+        client.limiter.intervals.clear()
+        try:
+            when = T0 + dt.timedelta(hours=hours)
+            return await take_snapshot(client, store, REGISTRY, tuple(REGISTRY), Config(), when, full=True)
+        finally:
+            await client.aclose()
+
+    return run(go())
+
+
+def ids(api: SyncGraph, path: str, select: str = "id") -> list[dict[str, Any]]:
+    return api.list_all(path, params={"$select": select})
+
+
+def every_kind_of_change(api: SyncGraph) -> set[str]:
+    """Create, update, soft delete, restore, hard delete, member add and remove, owner change, a sponsor, a
+    grant's scope, an app and a service principal: each through Graph as an administrator would."""
+    users = [u for u in ids(api, "users", "id,userType,onPremisesSyncEnabled") if not u.get("onPremisesSyncEnabled")]
+    members = [u for u in users if u.get("userType") != "Guest"]
+    guests = [u for u in users if u.get("userType") == "Guest"]
+    groups = [g for g in ids(api, "groups", "id,groupTypes,onPremisesSyncEnabled,isAssignableToRole")]
+    static = [
+        g
+        for g in groups
+        if "DynamicMembership" not in (g.get("groupTypes") or [])
+        and not g.get("onPremisesSyncEnabled")
+        and not g.get("isAssignableToRole")
+    ]
+    done: set[str] = set()
+
+    def ok(response: Any, what: str) -> None:
+        assert response.status_code < 300, f"{what}: {response.status_code} {response.text}"
+        done.add(what)
+
+    created = api.post(
+        "users",
+        {
+            "accountEnabled": True,
+            "displayName": "Delta Created",
+            "mailNickname": "delta.created",
+            "userPrincipalName": "delta.created@contoso.example",
+            "passwordProfile": {"password": "Never-Stored-1!", "forceChangePasswordNextSignIn": True},
+        },
+    )
+    ok(created, "create")
+    ok(api.patch(f"users/{members[0]['id']}", {"displayName": "Renamed By Delta", "jobTitle": None}), "update")
+    ok(api.delete(f"users/{members[1]['id']}"), "soft delete")
+    deleted = ids(api, "directory/deletedItems/microsoft.graph.user")
+    earlier = [d for d in deleted if d["id"] != members[1]["id"]]
+    if earlier:
+        ok(api.post(f"directory/deletedItems/{earlier[0]['id']}/restore"), "restore")
+    ok(api.delete(f"users/{members[2]['id']}"), "soft delete for the hard delete")
+    ok(api.delete(f"directory/deletedItems/{members[2]['id']}"), "hard delete")
+    group = static[0]["id"]
+    ok(api.post(f"groups/{group}/members/$ref", ref(members[3]["id"])), "member add")
+    current = ids(api, f"groups/{static[1]['id']}/members")
+    if current:
+        ok(api.delete(f"groups/{static[1]['id']}/members/{current[0]['id']}/$ref"), "member remove")
+    ok(api.post(f"groups/{group}/owners/$ref", ref(members[4]["id"])), "owner add")
+    owners = ids(api, f"groups/{static[2]['id']}/owners")
+    if len(owners) > 1:
+        ok(api.delete(f"groups/{static[2]['id']}/owners/{owners[0]['id']}/$ref"), "owner remove")
+    ok(api.patch(f"groups/{static[3]['id']}", {"description": "changed by delta"}), "group update")
+    if guests:
+        ok(api.post(f"users/{guests[0]['id']}/sponsors/$ref", ref(members[5]["id"])), "sponsor add")
+    apps = ids(api, "applications", "id,displayName")
+    ok(api.patch(f"applications/{apps[0]['id']}", {"displayName": "App Renamed"}), "application update")
+    sps = ids(api, "servicePrincipals", "id,tags")
+    ok(api.patch(f"servicePrincipals/{sps[0]['id']}", {"tags": ["delta"]}), "service principal update")
+    grants = ids(api, "oauth2PermissionGrants", "id,scope")
+    if grants:
+        ok(api.patch(f"oauth2PermissionGrants/{grants[0]['id']}", {"scope": "User.Read openid"}), "grant update")
+    return done
+
+
+def synthetic_app() -> Emulator:
+    seed = generate(parse_spec("users=400,groups=60,apps=24,deleted=4,seed=3"))
+    return Emulator(SeedLoader(REGISTRY, seed, "synthetic").load())
+
+
+@pytest.mark.parametrize("make", [lambda: Emulator(demo_tenant()), synthetic_app], ids=["demo", "synthetic"])
+def test_a_delta_snapshot_gives_the_tree_a_full_read_gives(make: Any, tmp_path: Path) -> None:
+    app = make()
+    api = SyncGraph(app)
+    store = StateRepo.open(tmp_path / "state", create=True)
+    first = snapshot(app, store, 0)
+    assert set(first.full_reasons) == DELTA_TYPES and not any(v == "delta" for v in first.read_by.values())
+    assert set(store.backups()[0].delta) == DELTA_TYPES
+
+    done = every_kind_of_change(api)
+    assert {"create", "update", "soft delete", "hard delete", "member add", "owner add"} <= done
+    second = snapshot(app, store, 1)
+    assert {n for n, how in second.read_by.items() if how == "delta"} == DELTA_TYPES
+    assert second.created_commit and second.change.added and second.change.removed
+    assert second.backup.read_by["user"] == "delta"
+
+    # The same tenant read in full finds nothing to commit: the delta tree was already exactly that.
+    check = full_snapshot(app, store, 2)
+    assert set(check.full_reasons.values()) == {"--full"}
+    assert not check.created_commit, check.change
+    assert tree_of(store, check.backup.commit) == tree_of(store, second.backup.commit)
+
+    # And a third, by delta again after more changes, continues from the full one.
+    api.patch(f"users/{ids(api, 'users')[7]['id']}", {"department": "Third"})
+    third = snapshot(app, store, 3)
+    assert third.read_by["user"] == "delta" and third.changes_by_type == {"user": (0, 1, 0)}
+    assert not full_snapshot(app, store, 4).created_commit
+
+
+def test_an_unchanged_tenant_reads_only_the_changes_and_commits_nothing(tmp_path: Path) -> None:
+    app = Emulator(demo_tenant())
+    store = StateRepo.open(tmp_path / "state", create=True)
+    first = snapshot(app, store, 0)
+    second = snapshot(app, store, 1)
+    assert not second.created_commit
+    assert second.stats.requests < first.stats.requests
+    assert second.backup.commit == first.backup.commit
+
+
+def test_an_expired_token_falls_back_to_a_full_read_and_says_so(tmp_path: Path) -> None:
+    app = Emulator(demo_tenant())
+    api = SyncGraph(app)
+    store = StateRepo.open(tmp_path / "state", create=True)
+    snapshot(app, store, 0)
+    api.patch(f"users/{ids(api, 'users')[0]['id']}", {"displayName": "After Expiry"})
+    app.delta_ttl = -1  # every token Graph handed out is past its lifetime now
+    outcome = snapshot(app, store, 1)
+    assert set(outcome.full_reasons) == DELTA_TYPES
+    assert all(v == "full" for v in outcome.read_by.values())
+    assert any("user read in full" in n and "refused the delta token" in n for n in outcome.notes)
+    assert outcome.changes_by_type == {"user": (0, 1, 0)}
+    app.delta_ttl = 3600
+    assert snapshot(app, store, 2).read_by["user"] == "delta"  # the fallback recorded fresh links
+
+
+def test_a_fresh_clone_continues_by_delta(tmp_path: Path) -> None:
+    with served() as (url, app):
+        api = SyncGraph(app)
+        origin = tmp_path / "origin"
+        assert run_main("snapshot", "--repo", origin, "--graph-url", url).returncode == 0
+        clone = tmp_path / "clone"
+        subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+        api.patch(f"users/{ids(api, 'users')[0]['id']}", {"displayName": "Seen From A Clone"})
+        result = run_main("snapshot", "--repo", clone, "--graph-url", url)
+        assert result.returncode == 0, result.stderr
+        assert "Read by delta (only what changed since the last backup): " in result.stdout
+        assert "user" in result.stdout.split("Read by delta")[1].splitlines()[0]
+        full = run_main("snapshot", "--repo", clone, "--graph-url", url, "--full")
+        assert full.returncode == 0, full.stderr
+        assert "nothing changed since the last snapshot" in full.stdout
+        assert "(--full)" in full.stdout
+
+
+def test_a_stored_link_is_rebuilt_on_this_graph_from_its_token_alone() -> None:
+    client = graph_client(Emulator(demo_tenant()))
+    users = REGISTRY.get("user")
+    url = continue_url(client, users, "https://attacker.example/v1.0/users/delta()?$deltatoken=abc123&$select=x")
+    assert url == f"{client.base_url}/users/delta?$deltatoken=abc123"
+    for bad in (
+        "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=abc",  # another type's link
+        "https://graph.microsoft.com/v1.0/users/delta?$skiptoken=abc",  # no delta token
+        "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=a%0Ab c",  # not a token's characters
+    ):
+        with pytest.raises(DeltaTokenRejected):
+            continue_url(client, users, bad)
+    run(client.aclose())
+
+
+def test_a_link_recorded_by_another_schema_or_tool_is_not_continued() -> None:
+    users = REGISTRY.get("user")
+    made = Backup("backup/20261201T230000Z", T0, "0" * 40, None, None, True, {}, {})
+    stale = Backup(
+        made.name, T0, made.commit, None, None, True, {}, {}, delta={"user": DeltaLink("https://g/users/delta", "x")}
+    )
+    good = Backup(
+        made.name, T0, made.commit, None, None, True, {}, {}, delta={"user": DeltaLink("l", type_basis(users))}
+    )
+    assert choose_bases([users], [made], full=False)[1] == {"user": "no backup holds its delta link yet"}
+    assert "changed since" in choose_bases([users], [stale], full=False)[1]["user"]
+    assert set(choose_bases([users], [good], full=False)[0]) == {"user"}
+    assert choose_bases([users], [good], full=True)[1] == {"user": "--full"}
+
+
+def test_copying_the_repository_keeps_what_delta_needs(tmp_path: Path) -> None:
+    """Nothing outside git is needed: a copy of the repository (tags and all) continues by delta."""
+    app = Emulator(demo_tenant())
+    store = StateRepo.open(tmp_path / "a", create=True)
+    snapshot(app, store, 0)
+    shutil.copytree(tmp_path / "a", tmp_path / "b", symlinks=True)
+    copied = StateRepo.open(tmp_path / "b")
+    assert snapshot(app, copied, 1).read_by["group"] == "delta"
