@@ -33,9 +33,9 @@ from entra_gitops.model.reads import GraphStats
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import Config
 from entra_gitops.state.gitstore import StateRepo
-from entra_gitops.state.incremental import current_state
+from entra_gitops.state.incremental import narrowed_live
 from entra_gitops.state.snapshot import SnapshotOutcome, take_snapshot
-from entra_gitops.state.sources import live_state
+from entra_gitops.state.sources import backup_source, live_state, load_source
 
 REGISTRY = default_registry()
 USERS = REGISTRY.get("user")
@@ -71,16 +71,22 @@ async def snapshot(url: str, store: StateRepo, when: dt.datetime, *, full: bool 
         return await take_snapshot(client, store, REGISTRY, tuple(REGISTRY), Config(), when, full=full)
 
 
-async def live_by(url: str, store: StateRepo | None) -> tuple[int, GraphStats, float]:
-    """What `diff` reads as the live tenant: by delta from the newest backup (`store`), or in full (None)."""
+async def diff_inputs(url: str, store: StateRepo, *, narrowed: bool) -> tuple[int, GraphStats, float]:
+    """What `diff` against live loads and reads before it compares: the newest backup and the live tenant, either
+    narrowed (delta since the backup, only objects whose blobs differ parsed) or in full (every file parsed, every
+    type read). Returns the objects it will compare, what Graph served, and the seconds."""
     async with connect(url) as client:
         started = time.perf_counter()
         types = tuple(REGISTRY)
-        if store is None:
-            state = await live_state(client, REGISTRY, types)
+        source = backup_source(store.resolve_backup("latest"))
+        if narrowed:
+            cut = await narrowed_live(client, store, REGISTRY, types, source.commit, source.types)
+            count = len(cut.before) + len(cut.after)
         else:
-            state = await current_state(client, store, REGISTRY, types)
-        return len(state), client.stats, time.perf_counter() - started
+            before = load_source(store, REGISTRY, source)
+            after = await live_state(client, REGISTRY, types)
+            count = len(before) + len(after)
+        return count, client.stats, time.perf_counter() - started
 
 
 def git_add_commit(tree: Path, into: Path) -> float:
@@ -160,8 +166,8 @@ def main() -> None:
         started = time.perf_counter()
         second = asyncio.run(snapshot(url, store, day + dt.timedelta(days=1)))
         second_seconds = time.perf_counter() - started
-        delta_count, delta_stats, delta_seconds = asyncio.run(live_by(url, store))
-        full_count, full_stats, full_seconds = asyncio.run(live_by(url, None))
+        delta_count, delta_stats, delta_seconds = asyncio.run(diff_inputs(url, store, narrowed=True))
+        full_count, full_stats, full_seconds = asyncio.run(diff_inputs(url, store, narrowed=False))
         started = time.perf_counter()
         check = asyncio.run(snapshot(url, store, day + dt.timedelta(days=1, hours=1), full=True))
         check_seconds = time.perf_counter() - started
@@ -202,14 +208,10 @@ def main() -> None:
     side_by_side("bytes read", second.stats.bytes_read / 2**20, check.stats.bytes_read / 2**20, "MiB", 0.05)
     side_by_side("whole snapshot, end to end", second_seconds, check_seconds, "s", 0.15)
     row("a full read of the same tenant commits nothing", "yes" if not check.created_commit else "NO: trees differ")
-    print("\n`diff` against live after the churn: the live state by delta from the newest backup")
-    row(
-        "objects in the live state",
-        f"{delta_count:,}",
-        "same as the full read" if delta_count == full_count else "DIFFERS",
-    )
+    print("\n`diff` against live after the churn: backup and live state loaded, before the comparison")
+    row("objects parsed and compared", f"{delta_count:,}", f"full parse and read: {full_count:,}")
     side_by_side("requests", delta_stats.requests, full_stats.requests, "")
-    side_by_side("live state, end to end", delta_seconds, full_seconds, "s", 0.15)
+    side_by_side("backup loaded and live read, end to end", delta_seconds, full_seconds, "s", 0.15)
     print()
     row("peak memory (emulator included), target < 2 GB", f"{peak_mb:,.0f} MB")
     sys.stdout.flush()

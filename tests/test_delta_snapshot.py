@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -245,3 +246,87 @@ def test_copying_the_repository_keeps_what_delta_needs(tmp_path: Path) -> None:
     shutil.copytree(tmp_path / "a", tmp_path / "b", symlinks=True)
     copied = StateRepo.open(tmp_path / "b")
     assert snapshot(app, copied, 1).read_by["group"] == "delta"
+
+
+def test_diff_against_live_narrowed_by_blob_gives_the_report_a_full_parse_gives(tmp_path: Path) -> None:
+    """`diff` parses only objects whose files differ by blob; its report is the one of a full parse and read."""
+    from entra_gitops.report.diff import difference_report
+    from entra_gitops.report.jsonout import render_json
+    from entra_gitops.report.view import build_view, display_names
+    from entra_gitops.state.sources import backup_source, live_state, load_source
+
+    with served() as (url, app):
+        api = SyncGraph(app)
+        repo = tmp_path / "state"
+        assert run_main("snapshot", "--repo", repo, "--graph-url", url).returncode == 0
+        every_kind_of_change(api)
+        narrowed = run_main("diff", "--repo", repo, "--graph-url", url, "--format", "json")
+        assert narrowed.returncode == 2, narrowed.stderr
+        store = StateRepo.open(repo)
+        source = backup_source(store.resolve_backup("latest"))
+        before = load_source(store, REGISTRY, source)
+        after = run(_read(app, lambda client: live_state(client, REGISTRY, tuple(REGISTRY))))
+        report = difference_report(REGISTRY, before, after, backup_name=source.label, against_name="the live tenant")
+        full = render_json(build_view(report, display_names(before, after)))
+    ours, theirs = json.loads(narrowed.stdout), json.loads(full)
+    for document in (ours, theirs):
+        document.pop("auditLog", None)
+        for change in document["changes"]:
+            _drop_changed_by(change)
+    assert ours == theirs
+    assert ours["compared"] == theirs["compared"] > 50
+
+
+def _drop_changed_by(node: Any) -> None:
+    if isinstance(node, dict):
+        node.pop("changedBy", None)
+        for value in node.values():
+            _drop_changed_by(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_changed_by(value)
+
+
+async def _read(app: Emulator, work: Any) -> Any:
+    client = graph_client(app)
+    try:
+        return await work(client)
+    finally:
+        await client.aclose()
+
+
+def test_a_row_with_only_link_changes_keeps_the_backups_properties() -> None:
+    """Graph may send a group whose only change is its members as its id and `members@delta`."""
+    from entra_gitops.graph.delta import DeltaChanges
+    from entra_gitops.model import canonical
+    from entra_gitops.state.gitstore import blob_id
+    from entra_gitops.state.incremental import merged_tree
+
+    groups = REGISTRY.get("group")
+    gid, kept, added, dropped = (f"{n}0000000-0000-4000-8000-000000000000" for n in "1234")
+    before = {"id": gid, "displayName": "Finance", "mailEnabled": False, "members": [dropped, kept]}
+    path = f"tenant-state/groups/{gid}.yaml"
+    changes = DeltaChanges(
+        "group", {gid: {"id": gid}}, {(gid, "members"): {added: True, dropped: False}}, {}, "next", 1
+    )
+    tree = merged_tree(REGISTRY, groups, {path: blob_id(canonical.dump(before))}, {gid: before}, changes, {}, ())
+    after = canonical.load(tree.files[path], path)
+    assert after["displayName"] == "Finance" and after["mailEnabled"] is False
+    assert after["members"] == sorted([kept, added])
+    assert tree.live_ids == (gid,) and tree.next_link == "next"
+
+
+def test_a_narrowed_diff_still_knows_an_unchanged_object_named_by_id(tmp_path: Path) -> None:
+    with served() as (url, app):
+        api = SyncGraph(app)
+        repo = tmp_path / "state"
+        assert run_main("snapshot", "--repo", repo, "--graph-url", url).returncode == 0
+        users = [u["id"] for u in ids(api, "users", "id,onPremisesSyncEnabled") if not u.get("onPremisesSyncEnabled")]
+        api.patch(f"users/{users[0]}", {"jobTitle": "Changed"})
+        same = run_main("diff", "--repo", repo, "--graph-url", url, "--id", users[1])
+        assert same.returncode == 0, same.stderr
+        changed = run_main("diff", "--repo", repo, "--graph-url", url, "--id", users[0], "--format", "json")
+        assert changed.returncode == 2, changed.stderr
+        assert [c["id"] for c in json.loads(changed.stdout)["changes"]] == [users[0]]
+        typo = run_main("diff", "--repo", repo, "--graph-url", url, "--id", "00000000-0000-4000-8000-0000000000ff")
+        assert typo.returncode == 1 and "matches no object" in typo.stderr

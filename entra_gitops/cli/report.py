@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -17,13 +18,13 @@ from entra_gitops.model.settings import load_config
 from entra_gitops.model.tenant import TenantState
 from entra_gitops.model.textsafe import json_text
 from entra_gitops.recovery.session import audit_for, check_ids, check_repository_tenant
-from entra_gitops.report.diff import DifferenceReport, ReportScope, difference_report
+from entra_gitops.report.diff import DifferenceReport, ReportScope, Whereabouts, difference_report
 from entra_gitops.report.jsonout import render_json
 from entra_gitops.report.markdown import render_markdown
 from entra_gitops.report.text import render_text
 from entra_gitops.report.view import ReportView, attributed, build_view, display_names
 from entra_gitops.state.gitstore import StateRepo
-from entra_gitops.state.incremental import current_state
+from entra_gitops.state.incremental import Narrowed, narrowed_live, objects_named
 from entra_gitops.state.layout import STATE_DIR
 from entra_gitops.state.sources import backup_source, load_source, resolve_reference, state_at
 from entra_gitops.state.validate import Problem, check_file, validation_document
@@ -94,35 +95,49 @@ def diff_command(
     config = load_config(store.root)
     backup = store.resolve_backup(backup_id)
     source = backup_source(backup)
-    before = load_source(store, registry, source)
     scope = ReportScope(tuple(type_names), tuple(object_ids))
 
-    def compare(after: TenantState, label: str) -> DifferenceReport:
+    def compare(
+        before: TenantState,
+        after: TenantState,
+        label: str,
+        now: Whereabouts | None = None,
+        same: Mapping[str, int] | None = None,
+    ) -> DifferenceReport:
         check_ids(scope, before, after, source.label, label)
         return difference_report(
-            registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note
-        )
+            registry, before, after, backup_name=source.label, against_name=label, scope=scope, note=source.note,
+            now=now, identical=same,
+        )  # fmt: skip
 
     attribution: Attribution | None = None  # two backups compare offline: the audit log is not asked
     if against == "live":
 
         async def read(
             client: GraphClient, progress: ReadProgress
-        ) -> tuple[TenantState, DifferenceReport, Attribution, str | None]:
+        ) -> tuple[Narrowed, DifferenceReport, Attribution, str | None]:
             await check_repository_tenant(client, store, config, registry)
-            live = await current_state(client, store, registry, types, progress)
-            found = compare(live, "the live tenant")
+            # Only what can differ is parsed: objects whose files are one blob in the backup and live are not.
+            cut = await narrowed_live(client, store, registry, types, source.commit, source.types, object_ids, progress)
+            now = Whereabouts(cut.lifecycles, cut.after.types)
+            found = compare(cut.before, cut.after, "the live tenant", now, cut.identical)
             audit = await audit_for(client, found, backup.time, progress)
             traced = attributed(found, audit.events if audit.available else None, backup.time)
-            return live, found, traced, audit.warning
+            return cut, found, traced, audit.warning
 
-        after, report, attribution, audit_warning = with_graph(graph, config, read)
+        cut, report, attribution, audit_warning = with_graph(graph, config, read)
         if audit_warning:
             warn(audit_warning)
+        linked = {m for c in report.changes for link in c.links for m in (*link.added, *link.removed)}
+        before, after = (
+            cut.before,
+            TenantState.of([*cut.after, *objects_named(store, registry, cut, linked)], cut.after.types),
+        )
     else:
+        before = load_source(store, registry, source)
         label, commit, against_types = resolve_reference(store, against)
         after = state_at(store, registry, commit, against_types)
-        report = compare(after, label)
+        report = compare(before, after, label)
     view = build_view(report, display_names(before, after), attribution)
     emit(render_report(view, output_format, colour=output is None and use_colour()), output)
     add_to_job_summary(render_markdown(view))

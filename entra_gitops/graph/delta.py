@@ -158,7 +158,7 @@ def _merge(
     props = {k: v for k, v in row.items() if not k.endswith("@delta") and k not in tracked}
     earlier = changed.get(object_id)
     # A row that carries only relationship changes keeps the properties an earlier row of this round gave.
-    changed[object_id] = {**earlier, **props} if earlier is not None and _only_links(props) else props
+    changed[object_id] = {**earlier, **props} if earlier is not None and links_only(props) else props
     for name in tracked:
         entries = row.get(f"{name}@delta")
         if entries is None:
@@ -175,6 +175,6 @@ def _merge(
             current[member.lower()] = "@removed" not in entry
 
 
-def _only_links(props: Mapping[str, Any]) -> bool:
+def links_only(row: Mapping[str, Any]) -> bool:
     """Whether a changed row holds nothing but its id (and type): a relationship-only change."""
-    return not (set(props) - {"id", "@odata.type"})
+    return not (set(row) - {"id", "@odata.type"})

@@ -237,9 +237,12 @@ async def read_around_delta(
     rtype: ResourceType,
     owners: Mapping[str, tuple[str, ...]],
     progress: Progress | Reads | None = None,
+    *,
+    deleted: bool = True,
 ) -> tuple[tuple[dict[str, Any], ...], Mapping[str, Mapping[str, tuple[str, ...]]]]:
-    """What a delta round of `rtype` does not say: its soft-deleted objects, and the links (by property name)
-    of the `owners` whose links are read one by one (ones new since the base, and links delta does not track).
+    """What a delta round of `rtype` does not say: its soft-deleted objects (unless not `deleted`), and the links
+    (by property name) of the `owners` whose links are read one by one (ones new since the base, and links delta
+    does not track).
     """
     reader = _Reader(client, watched(progress))
 
@@ -251,7 +254,7 @@ async def read_around_delta(
         return name, MappingProxyType({o: tuple(m["id"] for m in listed.get(o, ())) for o in ids})
 
     jobs = [links(name, ids) for name, ids in owners.items() if ids]
-    deleted = [reader.soft_deleted(rtype)] if rtype.soft_delete is not None else []
-    results = await asyncio.gather(*jobs, *deleted)
+    listing = [reader.soft_deleted(rtype)] if deleted and rtype.soft_delete is not None else []
+    results = await asyncio.gather(*jobs, *listing)
     found = dict(results[: len(jobs)])
     return reader.deleted.get(rtype.name, ()), MappingProxyType(found)

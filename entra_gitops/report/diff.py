@@ -398,14 +398,20 @@ def difference_report(
     against_name: str,
     scope: ReportScope = ReportScope(),
     note: str | None = None,
+    now: Whereabouts | None = None,
+    identical: Mapping[str, int] | None = None,
 ) -> DifferenceReport:
-    """Compare `backup` with `current` object by object within `scope` (types read by both)."""
+    """Compare `backup` with `current` object by object within `scope` (types read by both).
+
+    States narrowed to what can differ pass where every live object is (`now`; default: `current`'s objects)
+    and how many objects per type they left out as the same on both sides (`identical`, counted as compared).
+    """
     # Only types both sides read: a type missing on one side would look like mass creation or deletion.
     wanted_types = set(backup.types) & set(current.types)
     if scope.types:
         wanted_types &= set(scope.types)
     wanted_ids = {fold_id(i) for i in scope.ids}
-    now = Whereabouts.of(current)
+    now = now or Whereabouts.of(current)
     keys: Iterable[tuple[str, str]] = dict.fromkeys([*backup.objects, *current.objects])
     changes: list[ObjectChange] = []
     compared = 0
@@ -418,6 +424,8 @@ def difference_report(
         )
         if found is not None:
             changes.append(found)
+    if not wanted_ids:
+        compared += sum(n for t, n in (identical or {}).items() if t in wanted_types)
     changes = _without_recreated(registry, changes, backup, current)
     changes.sort(key=lambda c: (c.type_name, c.display_name or "", c.id))
     tally: dict[str, Counter[str]] = {}

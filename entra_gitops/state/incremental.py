@@ -11,15 +11,16 @@ objects come from deleted items in full, as always.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from entra_gitops import __version__
 from entra_gitops.graph.client import GraphClient
-from entra_gitops.graph.delta import DeltaChanges, DeltaTokenRejected, latest_link, read_changes
+from entra_gitops.graph.delta import DeltaChanges, DeltaTokenRejected, latest_link, links_only, read_changes
 from entra_gitops.graph.reader import read_around_delta, read_tenant
 from entra_gitops.model import canonical
 from entra_gitops.model.ids import fold_id
@@ -28,9 +29,11 @@ from entra_gitops.model.reads import GraphStats, TenantRead
 from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
 from entra_gitops.model.tenant import Lifecycle, TenantState
 from entra_gitops.state.gitstore import Backup, StateRepo, blob_id
-from entra_gitops.state.layout import DELETED_DIR, STATE_DIR, SUFFIX, load_state, locate, render_files
+from entra_gitops.state.layout import DELETED_DIR, STATE_DIR, SUFFIX, load_state, locate, render_files, type_prefixes
 from entra_gitops.state.normalize import Redaction, normalize_read
 from entra_gitops.state.paths import object_id_from_file_name
+
+T = TypeVar("T")
 
 
 def type_basis(rtype: ResourceType) -> str:
@@ -120,11 +123,13 @@ def base_read_for(store: StateRepo, base: DeltaBase) -> Mapping[str, frozenset[s
         if not prop.link.read_when:
             found[prop.name] = frozenset(_ids(store.tree_blobs(base.backup.commit, prefix)))
             continue
-        owners: set[str] = set()
-        for lines in _read_when_lines(prop):
-            # A condition of several properties holds where every one of its lines is in the file.
-            matched = [store.files_with_line(base.backup.commit, prefix, [line]) for line in lines]
-            owners |= set.intersection(*matched) if matched else set()
+        conditions = _read_when_lines(prop)
+        # Conditions of one property each are one grep for all; one of several holds where all its lines are.
+        single = [lines[0] for lines in conditions if len(lines) == 1]
+        owners = store.files_with_line(base.backup.commit, prefix, single) if single else set()
+        for lines in conditions:
+            if len(lines) > 1:
+                owners |= set.intersection(*(store.files_with_line(base.backup.commit, prefix, [x]) for x in lines))
         found[prop.name] = frozenset(_ids(owners))
     return MappingProxyType(found)
 
@@ -176,7 +181,7 @@ def merged_tree(
     for object_id in sorted(changes.changed.keys() | (owners & live_paths.keys())):
         row = changes.changed.get(object_id)
         earlier = base_data.get(object_id)
-        if row is None or (_links_only(row) and earlier is not None):
+        if row is None or (links_only(row) and earlier is not None):
             row = {k: v for k, v in (earlier or {}).items() if rtype.prop(k) is None or rtype.prop(k).link is None}
         raws[object_id] = row
     links: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
@@ -205,7 +210,7 @@ def merged_tree(
     )
     normal = normalize_read(registry, read)
     files = render_files(registry, normal.state)
-    blobs = {p: b for i, p in live_paths.items() if i not in changes.removed and i not in raws for b in [base_blobs[p]]}
+    blobs = {p: base_blobs[p] for i, p in live_paths.items() if i not in changes.removed and i not in raws}
     blobs.update({p: blob_id(c) for p, c in files.items()})
     gone = deleted_prefix(rtype)
     live = tuple(sorted(_ids(p for p in blobs if not p.startswith(gone))))
@@ -221,28 +226,48 @@ def merged_tree(
     )
 
 
-def _links_only(row: Mapping[str, Any]) -> bool:
-    return not (set(row) - {"id", "@odata.type"})
-
-
 async def read_from_base(
     client: GraphClient, store: StateRepo, registry: Registry, base: DeltaBase, progress: Progress
 ) -> TypeTree:
     """Continue a type from its base backup: Graph's delta round, the reads around it, the backup's files it
     touches; DeltaTokenRejected when Graph will not continue from the stored link."""
     rtype = base.rtype
-    changes = await read_changes(client, rtype, base.link, progress)
-    base_blobs = store.tree_blobs(base.backup.commit, f"{STATE_DIR}/{rtype.folder}/")
-    base_blobs = {p: b for p, b in base_blobs.items() if _is_live_file(registry, p)}
+
+    def backup_files() -> tuple[dict[str, str], Mapping[str, frozenset[str]]]:
+        listed = store.tree_blobs(base.backup.commit, f"{STATE_DIR}/{rtype.folder}/")
+        return {p: b for p, b in listed.items() if _is_live_file(registry, p)}, base_read_for(store, base)
+
+    # Graph's delta round, deleted items and the backup's listing do not wait for one another; git runs in a
+    # thread, so the other types' requests go on meanwhile.
+    listing = _in_git_thread(backup_files)
+    try:
+        changes, (deleted, _) = await asyncio.gather(
+            read_changes(client, rtype, base.link, progress), read_around_delta(client, rtype, {}, progress)
+        )
+    finally:
+        # Even when Graph refuses the token, git's work ends before anything else may use the repository.
+        base_blobs, read_for = await listing
     by_id = _ids(base_blobs)
-    read_for = base_read_for(store, base)
     owners = link_reads(rtype, frozenset(by_id), changes, read_for)
-    deleted, reread = await read_around_delta(client, rtype, owners, progress)
+    _, reread = await read_around_delta(client, rtype, owners, progress, deleted=False)
     wanted = {i for i in changes.changed if i in by_id}
     wanted |= {o for name, ids in owners.items() for o in ids if o in by_id}
-    contents = store.read_blobs(base_blobs[by_id[i]] for i in wanted)
-    base_data = {i: canonical.load(contents[base_blobs[by_id[i]]], by_id[i]) for i in wanted}
+
+    def parsed() -> dict[str, Any]:
+        contents = store.read_blobs(base_blobs[by_id[i]] for i in wanted)
+        return {i: canonical.load(contents[base_blobs[by_id[i]]], by_id[i]) for i in wanted}
+
+    base_data = await _in_git_thread(parsed)
     return merged_tree(registry, rtype, base_blobs, base_data, changes, reread, deleted)
+
+
+# GitPython's repository keeps one long-lived `git cat-file` process: one thread at a time may use it.
+_GIT_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="entra-gitops-git")
+
+
+def _in_git_thread(work: Callable[[], T]) -> Awaitable[T]:
+    """`work` (git I/O) off the event loop, so Graph requests go on meanwhile; one such thread for the process."""
+    return asyncio.get_running_loop().run_in_executor(_GIT_THREAD, work)
 
 
 def _is_live_file(registry: Registry, path: str) -> bool:
@@ -305,11 +330,17 @@ async def read_current(
         read = await read_tenant(client, registry, group, watch, phase, parents=parents)
         return dict(zip([t.name for t in delta_types], links, strict=True)), read
 
-    (trees, refused), (links, first) = await asyncio.gather(continued(), in_full(now, {}))
-    later = tuple(t for t in types if t.name in refused or t.name in children)
-    if later:
-        more, second = await in_full(later, {name: tree.live_ids for name, tree in trees.items()})
-        links.update(more)
+    async def then_the_rest() -> tuple[dict[str, TypeTree], dict[str, str], dict[str, str], TenantRead | None]:
+        trees, refused = await continued()
+        later = tuple(t for t in types if t.name in refused or t.name in children)
+        if not later:
+            return trees, refused, {}, None
+        more, read = await in_full(later, {name: tree.live_ids for name, tree in trees.items()})
+        return trees, refused, more, read
+
+    (trees, refused, more, second), (links, first) = await asyncio.gather(then_the_rest(), in_full(now, {}))
+    links.update(more)
+    if second is not None:
         first = TenantRead(
             objects=MappingProxyType({**first.objects, **second.objects}),
             deleted=MappingProxyType({**first.deleted, **second.deleted}),
@@ -339,3 +370,87 @@ async def current_state(
         files = {**{p: contents[b] for p, b in kept.items()}, **tree.files}
         objects.extend(load_state(registry, files, frozenset({tree.type_name})))
     return TenantState.of(objects, frozenset(t.name for t in types))
+
+
+class Narrowed(NamedTuple):
+    """A source and the live tenant cut down to what can differ: objects whose files are the same blob on both
+    sides are left out of both states (they cannot differ), counted in `identical`, and kept findable."""
+
+    before: TenantState
+    after: TenantState
+    lifecycles: Mapping[str, Lifecycle]  # every live object's id and where it is: links are classified by it
+    identical: Mapping[str, int]  # per type, objects left out because both sides hold the same file
+    unparsed: Mapping[str, tuple[str, str]]  # id -> (path, blob) of the objects left out, for naming them
+
+
+def _by_object(registry: Registry, blobs: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """folded object id -> {path: blob} of its files (one, or a live and a deleted one)."""
+    found: dict[str, dict[str, str]] = {}
+    for path, blob in blobs.items():
+        where = locate(registry, path)
+        if where is not None and where.object_id is not None:
+            found.setdefault(fold_id(where.object_id), {})[path] = blob
+    return found
+
+
+async def narrowed_live(
+    client: GraphClient,
+    store: StateRepo,
+    registry: Registry,
+    types: tuple[ResourceType, ...],
+    commit: str,
+    source_types: frozenset[str] | None,
+    keep: Iterable[str] = (),
+    progress: Progress | Reads | None = None,
+) -> Narrowed:
+    """The source at `commit` and the live tenant (as `current_state` reads it), parsed only where they can
+    differ: for a delta type, an object whose file has the same blob in the source and in the live tree is
+    neither parsed nor compared. `keep` ids are parsed whatever their blobs (the scope's --id)."""
+    bases, _ = choose_bases(types, store.backups(), full=False)
+    current = await read_current(client, store, registry, types, bases, progress)
+    full = normalize_read(registry, current.read, None).state
+    kept = {fold_id(i) for i in keep}
+    listing = store.tree_blobs(commit)
+    lifecycles = {o.id: o.lifecycle for o in full}
+    source_blobs: dict[str, str] = {}
+    live_blobs: dict[str, str] = {}
+    identical: dict[str, int] = {}
+    unparsed: dict[str, tuple[str, str]] = {}
+    for rtype in types:
+        prefixes = type_prefixes([rtype])
+        source = {p: b for p, b in listing.items() if p.startswith(prefixes)}
+        tree = current.trees.get(rtype.name)
+        if tree is None:
+            source_blobs.update(source)
+            continue
+        was, now = _by_object(registry, source), _by_object(registry, tree.blobs)
+        gone = deleted_prefix(rtype)
+        for object_id, files in now.items():
+            deleted = any(p.startswith(gone) for p in files)
+            lifecycles[object_id] = Lifecycle.SOFT_DELETED if deleted else Lifecycle.ACTIVE
+        same = {i for i, files in was.items() if now.get(i) == files and i not in kept}
+        identical[rtype.name] = len(same)
+        for object_id in same:
+            unparsed[object_id] = next(iter(now[object_id].items()))
+        source_blobs.update({p: b for i, files in was.items() if i not in same for p, b in files.items()})
+        live_blobs.update({p: b for i, files in now.items() if i not in same for p, b in files.items()})
+    rendered = {p: c for tree in current.trees.values() for p, c in tree.files.items() if p in live_blobs}
+    contents = store.read_blobs([*source_blobs.values(), *(b for p, b in live_blobs.items() if p not in rendered)])
+    before = load_state(registry, {p: contents[b] for p, b in source_blobs.items()}, source_types)
+    live_files = {p: rendered[p] if p in rendered else contents[b] for p, b in live_blobs.items()}
+    after = load_state(registry, live_files, frozenset(current.trees))
+    names = frozenset(t.name for t in types)
+    return Narrowed(
+        before,
+        TenantState.of([*full, *after], names),
+        MappingProxyType(lifecycles),
+        MappingProxyType(identical),
+        MappingProxyType(unparsed),
+    )
+
+
+def objects_named(store: StateRepo, registry: Registry, narrowed: Narrowed, ids: Iterable[str]) -> TenantState:
+    """The objects among `ids` that narrowing left unparsed, parsed now: a report names the links it shows."""
+    wanted = {i: narrowed.unparsed[i] for i in {fold_id(x) for x in ids} if i in narrowed.unparsed}
+    contents = store.read_blobs(blob for _, blob in wanted.values())
+    return load_state(registry, {path: contents[blob] for path, blob in wanted.values()})
