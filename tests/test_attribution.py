@@ -439,3 +439,12 @@ def test_a_snapshot_without_audit_log_read_all_says_unknown_once(three_changes: 
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("AuditLog.Read.All") == 1
     assert "Changed by: unknown (audit log not readable)" in git(repo, "log", "-1", "--format=%B")
+
+
+def test_a_soft_deleted_object_is_one_line_of_the_commit_message(repo: Path, tenant: tuple[str, Emulator]) -> None:
+    url, _ = tenant
+    send(url, user_token(), "DELETE", f"users/{LARS}")
+    result = run_main("snapshot", "--repo", repo, "--graph-url", url)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in git(repo, "log", "-1", "--format=%B").splitlines() if LARS in line]
+    assert len(lines) == 1 and "mallory@contoso.com" in lines[0]

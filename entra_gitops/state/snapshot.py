@@ -132,8 +132,9 @@ MAX_ACTOR_LINES = 200  # a commit message stays readable; the report of `diff` h
 def changed_objects(
     registry: Registry, change: TreeChange, files: Mapping[str, bytes]
 ) -> list[tuple[str, str, str | None]]:
-    """(type, id, display name) of each object file a snapshot adds, changes or removes."""
-    found: list[tuple[str, str, str | None]] = []
+    """(type, id, display name) of each object a snapshot adds, changes or removes, once (a soft delete moves
+    the object's file: one object, two paths)."""
+    found: dict[tuple[str, str], str | None] = {}
     for path in (*change.added, *change.modified, *change.removed):
         where = locate(registry, path)
         if where is None or where.object_id is None:
@@ -142,8 +143,9 @@ def changed_objects(
         if where.rtype.display and path in files:
             value = canonical.load(files[path], path).get(where.rtype.display)
             display = value if isinstance(value, str) else None
-        found.append((where.rtype.name, where.object_id, display))
-    return found
+        key = (where.rtype.name, where.object_id)
+        found[key] = found.get(key) or display
+    return [(type_name, object_id, display) for (type_name, object_id), display in found.items()]
 
 
 def actor_section(actors: tuple[ObjectActors, ...], available: bool) -> str:
