@@ -330,3 +330,31 @@ def test_a_narrowed_diff_still_knows_an_unchanged_object_named_by_id(tmp_path: P
         assert [c["id"] for c in json.loads(changed.stdout)["changes"]] == [users[0]]
         typo = run_main("diff", "--repo", repo, "--graph-url", url, "--id", "00000000-0000-4000-8000-0000000000ff")
         assert typo.returncode == 1 and "matches no object" in typo.stderr
+
+
+def test_a_delta_round_that_removes_most_users_is_a_suspect_read(tmp_path: Path) -> None:
+    """The shrink guard counts what the delta leaves live against the last backup, as for a full read."""
+    from entra_gitops.model.settings import Config
+    from entra_gitops.state.snapshot import IncompleteReadError, take_snapshot
+
+    app = Emulator(demo_tenant())
+    store = StateRepo.open(tmp_path / "state", create=True)
+    snapshot(app, store, 0)
+    before = git(store.root, "for-each-ref", "refs/")
+    users = REGISTRY.get("user")
+    for user in list(app.tenant.objects(users).values())[:-3]:
+        app.tenant.delete(users, user["id"])
+
+    async def again(accept: frozenset[str]) -> Any:
+        client = graph_client(app)
+        client.limiter.intervals.clear()
+        try:
+            return await take_snapshot(client, store, REGISTRY, tuple(REGISTRY), Config(), T0, accept_shrink=accept)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(IncompleteReadError, match="user: 3 read"):
+        run(again(frozenset()))
+    assert git(store.root, "for-each-ref", "refs/") == before and store.dirty_state_files() == []
+    accepted = run(again(frozenset({"user"})))
+    assert accepted.read_by["user"] == "delta" and accepted.backup.counts["user"] == 3

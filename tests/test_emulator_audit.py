@@ -15,7 +15,8 @@ from conftest import FakeClock, SyncGraph, assert_graph_error, demo_seed, demo_t
 from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
 from msgraph.generated.models.directory_audit import DirectoryAudit
 from msgraph.generated.models.directory_audit_collection_response import DirectoryAuditCollectionResponse
-from tokens import unsigned_jwt
+from tokens import bearer
+from tokens import role_jwt as jwt
 
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.auth import LOCAL_ADMIN_ID, LOCAL_ADMIN_NAME
@@ -37,18 +38,6 @@ SG_FINANCE = "47469706-55e1-4537-a7f8-5bf63e58ff06"
 GRAPH_SP = next(s for s in SEED["servicePrincipals"] if s["displayName"] == "Microsoft Graph")
 AUDITS = "auditLogs/directoryAudits"
 READER = ("AuditLog.Read.All", "Directory.Read.All")
-
-
-def jwt(*roles: str, scp: str | None = None, **claims: Any) -> str:
-    """An unsigned JWT (alg none, empty signature), as Graph's tokens carry claims."""
-    body: dict[str, Any] = {"roles": list(roles), **claims}
-    if scp is not None:
-        body["scp"] = scp
-    return unsigned_jwt(body)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def events(api: SyncGraph, **params: str) -> list[dict[str, Any]]:

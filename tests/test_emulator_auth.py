@@ -23,7 +23,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from conftest import BASE_URL, HOST, assert_graph_error, demo_seed, demo_tenant, run
-from tokens import unsigned_jwt
+from tokens import bearer
+from tokens import role_jwt as jwt
 
 from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
@@ -61,18 +62,6 @@ SMS = "policies/authenticationMethodsPolicy/authenticationMethodConfigurations/S
 ADMIN = {"Authorization": "Bearer local"}  # an opaque token: every permission
 REGISTRY = default_registry()
 FORBIDDEN = "Insufficient privileges to complete the operation."
-
-
-def jwt(*roles: str, scp: str | None = None, **claims: Any) -> str:
-    """An unsigned JWT (alg none, empty signature): the emulator reads its claims and never verifies them."""
-    body: dict[str, Any] = {"roles": list(roles), **claims}
-    if scp is not None:
-        body["scp"] = scp
-    return unsigned_jwt(body)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def send(app: Emulator, method: str, path: str, headers: dict[str, str], body: Any = None) -> httpx.Response:

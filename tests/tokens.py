@@ -93,3 +93,15 @@ def unsigned_jwt(claims: dict[str, Any]) -> str:
 
     body = {"aud": "https://graph.microsoft.com", **claims}
     return f"{segment({'alg': 'none', 'typ': 'JWT'})}.{segment(body)}."
+
+
+def role_jwt(*roles: str, scp: str | None = None, **claims: Any) -> str:
+    """An unsigned JWT granting `roles` (application permissions) and `scp` (delegated scopes), with `claims`."""
+    body: dict[str, Any] = {"roles": list(roles), **claims}
+    if scp is not None:
+        body["scp"] = scp
+    return unsigned_jwt(body)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

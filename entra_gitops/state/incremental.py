@@ -86,7 +86,6 @@ class TypeTree:
     files: Mapping[str, bytes]
     live_ids: tuple[str, ...]
     deleted: int
-    changed: int  # objects the round named (changed or removed)
     redactions: tuple[Redaction, ...]
     next_link: str
 
@@ -220,7 +219,6 @@ def merged_tree(
         files=MappingProxyType(files),
         live_ids=live,
         deleted=len(blobs) - len(live),
-        changed=len(changes.changed) + len(changes.removed),
         redactions=normal.redactions,
         next_link=changes.next_link,
     )
@@ -315,7 +313,7 @@ async def read_current(
         results = await asyncio.gather(*(one(b) for b in bases.values()))
         trees = {r.type_name: r for r in results if isinstance(r, TypeTree)}
         refused = {
-            r.type_name: f"{r.reason}; its token from {bases[r.type_name].backup.id} expired or was reset"
+            r.type_name: f"{r.reason} (the link backup {bases[r.type_name].backup.id} recorded)"
             for r in results
             if isinstance(r, DeltaTokenRejected)
         }
