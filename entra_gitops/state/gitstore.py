@@ -221,8 +221,12 @@ class StateRepo:
         return self._git("symbolic-ref", "HEAD").strip()
 
     def tree_blobs(self, rev: str = "HEAD", prefix: str = STATE_DIR) -> dict[str, str]:
-        """path -> blob id of every file under `prefix` at `rev`."""
-        if self.head is None:
+        """path -> blob id of every file under `prefix` at `rev`.
+
+        Only HEAD may be missing (a repository without commits). A named commit is listed by plain git, without
+        GitPython's long-lived cat-file process, so the listing may run beside other git work (a thread).
+        """
+        if rev == "HEAD" and self.head is None:
             return {}
         listing = self._git("ls-tree", "-r", "-z", "--full-tree", rev, "--", prefix)
         blobs = {}

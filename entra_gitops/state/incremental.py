@@ -304,13 +304,13 @@ async def read_current(
     now = tuple(t for t in types if t.name not in bases and t.name not in children)
 
     async def continued() -> tuple[dict[str, TypeTree], dict[str, str]]:
-        async def one(base: DeltaBase) -> TypeTree | DeltaTokenRejected:
-            try:
-                return await read_from_base(client, store, registry, base, watch)
-            except DeltaTokenRejected as err:
-                return err
-
-        results = await asyncio.gather(*(one(b) for b in bases.values()))
+        # Every type's round ends, its git work with it, before any error leaves: nothing outlives the read.
+        results = await asyncio.gather(
+            *(read_from_base(client, store, registry, b, watch) for b in bases.values()), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException) and not isinstance(r, DeltaTokenRejected)]
+        if failed:
+            raise failed[0]
         trees = {r.type_name: r for r in results if isinstance(r, TypeTree)}
         refused = {
             r.type_name: f"{r.reason} (the link backup {bases[r.type_name].backup.id} recorded)"
