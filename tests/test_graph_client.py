@@ -280,7 +280,7 @@ def test_conditional_access_pacing_is_graphs_unless_set(monkeypatch: pytest.Monk
     from entra_gitops.model.registry import ThrottleScope
 
     monkeypatch.delenv(ENV_CA_PACE, raising=False)
-    assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 1.0}
+    assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 1.05}  # Graph's 1 request/s, and a margin
     monkeypatch.setenv(ENV_CA_PACE, "0.25")
     assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 0.25}
     monkeypatch.setenv(ENV_CA_PACE, "0")
@@ -289,3 +289,40 @@ def test_conditional_access_pacing_is_graphs_unless_set(monkeypatch: pytest.Monk
         monkeypatch.setenv(ENV_CA_PACE, bad)
         with pytest.raises(ConfigError, match=ENV_CA_PACE):
             pacing_from_env()
+
+
+def test_a_paced_scope_has_a_slot_of_its_own() -> None:
+    # Conditional Access loses its turn, a second each, when it queues behind a burst of other reads.
+    from entra_gitops.graph.limiter import Limiter
+
+    async def body() -> list[str]:
+        limiter = Limiter(concurrency=1, intervals={ThrottleScope.CONDITIONAL_ACCESS: 0.001})
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def identity() -> None:
+            async with limiter.slot(ThrottleScope.IDENTITY):
+                await release.wait()
+                order.append("identity")
+
+        async def paced() -> None:
+            async with limiter.slot(ThrottleScope.CONDITIONAL_ACCESS):
+                order.append("conditional access")
+            release.set()
+
+        await asyncio.wait_for(asyncio.gather(identity(), paced()), timeout=10)
+        return order
+
+    assert asyncio.run(body()) == ["conditional access", "identity"]
+
+
+def test_a_429_without_retry_after_in_a_paced_scope_waits_one_interval_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from entra_gitops.graph.client import GraphResponse
+
+    monkeypatch.delenv("ENTRA_GITOPS_CA_PACE_SECONDS", raising=False)  # Graph's pace, which conftest turns off
+    client = connect("http://127.0.0.1:9/v1.0", transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    throttled = GraphResponse(429, {}, b"")
+    pace = client.limiter.intervals[ThrottleScope.CONDITIONAL_ACCESS]
+    assert client._delay(throttled, 0, ThrottleScope.CONDITIONAL_ACCESS) == pace
+    assert client._delay(GraphResponse(429, {"retry-after": "7"}, b""), 0, ThrottleScope.CONDITIONAL_ACCESS) == 7
+    assert client._delay(throttled, 0, ThrottleScope.IDENTITY) <= client.retry.backoff_base
