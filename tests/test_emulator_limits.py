@@ -221,7 +221,7 @@ def test_create_emulator_throttles_by_the_seeded_tenant_size():
         ("users?$top=19", 1),
         ("users?$top=20", 2),
         ("users?$select=id&$top=5", 1),
-        ("users?$expand=manager", 3),
+        ("users?$expand=sponsors", 3),
         (f"users/{INGRID}", 1),
         ("groups", 1),
         ("groups?$select=id", 1),

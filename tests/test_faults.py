@@ -260,7 +260,8 @@ def test_a_throttled_read_without_retry_after_backs_off_and_succeeds(repo: Path)
 def test_a_retry_after_beyond_max_wait_fails_at_once(repo: Path) -> None:
     before = holdings(repo)
     started = time.monotonic()
-    with graph(with_faults("429,first=1,retry-after=400,path=users")) as (url, _):
+    # The users' delta round, which continues from the template's backup.
+    with graph(with_faults("429,first=1,retry-after=400,path=users/delta")) as (url, _):
         result = run("snapshot", "--repo", repo, "--graph-url", url, "--type", "user")
     assert result.exit_code == 1
     assert "asked to wait 400 s" in one_error(result) and "--max-wait" in result.stderr

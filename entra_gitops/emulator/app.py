@@ -193,6 +193,9 @@ class Emulator:
             caller = check_access(self.tenant, route, params, request)
             # The audit log's $filter is its own (audit.py): the directory collections' parser would refuse it.
             query = parse_query(request.params if route.op is not Op.AUDIT_LIST else {})
+            if query.expand is not None and route.op is not Op.COLLECTION:
+                # Served where this project reads with it (a list); refused elsewhere, never silently ignored.
+                raise bad_request(f"The emulator serves $expand on collection lists only, not on {request.path}.")
             if route.op is not Op.BATCH and self.throttle is not None:
                 charge = self.throttle.charge(
                     self._scope(route), self._cost(route, request, query), request.method in WRITE_METHODS

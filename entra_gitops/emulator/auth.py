@@ -253,4 +253,21 @@ def check_access(tenant: Tenant, route: Route, params: Mapping[str, str], reques
         candidates = [(route.rtype, _object(tenant, route, params, body))]
     if not any(_allows(caller, t, doing, obj, _touched(t, doing, request.params, body)) for t, obj in candidates):
         raise denied()
+    if route.op is Op.COLLECTION and doing == "list" and not _may_expand(tenant, caller, route.rtype, request.params):
+        raise denied()
     return caller
+
+
+def _may_expand(tenant: Tenant, caller: Caller, rtype: ResourceType, params: Mapping[str, str]) -> bool:
+    """An expansion reads the relationship too, so it needs what listing that relationship needs."""
+    expand = _options(params).get("expand")
+    if not expand:
+        return True
+    name = expand.split("(", 1)[0].strip()
+    child = tenant.registry.expanded_child(rtype, name)
+    if child is not None:
+        return _allows(caller, child, "list", None, None)
+    prop = rtype.prop(name)
+    if prop is not None and prop.link is not None:
+        return _allows(caller, rtype, f"{name}.list", None, None)
+    return True  # no such relationship: the handler answers Graph's 400

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from collections.abc import Callable
 from typing import Any
 
 from entra_gitops.emulator import hooks
 from entra_gitops.emulator.handlers import Reader
-from entra_gitops.emulator.odata import Query
+from entra_gitops.emulator.odata import EXPAND_CAP, EXPANDED_PAGE_SIZE, Expansion, Query
 from entra_gitops.emulator.paging import listing
 from entra_gitops.emulator.properties import short
 from entra_gitops.emulator.protocol import (
@@ -52,10 +55,49 @@ class Items(Reader):
                 return tuple(wanted)
             return tuple(k for k, o in wanted.items() if query.filter(o))
 
+        expanded = self._expansion(rtype, query.expand)
+        if expanded is not None:
+            query = dataclasses.replace(query, top=min(query.top, EXPANDED_PAGE_SIZE))
         page, cursor, next_link = self.pager.page(request, query, ids)
         value = [self.properties.shape(rtype, bucket[i], cursor.select) for i in page if i in bucket]
+        if expanded is not None:
+            assert query.expand is not None
+            for shaped in value:
+                shaped[query.expand.name] = expanded(shaped["id"])
         count = {"@odata.count": len(cursor.items)} if query.count else None
         return Reply(200, listing(context_url(request, request.path), value, next_link, count))
+
+    def _expansion(self, rtype: ResourceType, expand: Expansion | None) -> Callable[[str], list[dict[str, Any]]] | None:
+        """What `$expand` adds to each listed object: its children of a type whose parent expands (appRoleAssignedTo
+        of a service principal) or the objects a link points at (members, owners, sponsors), 20 at most, no
+        nextLink (query-parameters.md); a property the type has not is Graph's 400."""
+        if expand is None:
+            return None
+        child = self.tenant.registry.expanded_child(rtype, expand.name)
+        if child is not None:
+            self.properties.check_select(child, expand.select)
+            return lambda owner: [
+                self.properties.shape(child, obj, expand.select)
+                for obj in itertools.islice(self.tenant.objects(child, owner).values(), EXPAND_CAP)
+            ]
+        prop = rtype.prop(expand.name)
+        if prop is None or prop.link is None:
+            raise bad_request(
+                "Parsing OData Select and Expand failed: Could not find a property named "
+                f"'{expand.name}' on type '{rtype.odata_type}'."
+            )
+        link = (rtype.name, prop.name)
+
+        def members(owner: str) -> list[dict[str, Any]]:
+            found = []
+            for member_id in itertools.islice(self.tenant.members(link, owner), EXPAND_CAP):
+                member = self.tenant.directory_object(member_id)
+                if member is not None:
+                    shaped = self.properties.shape(member[0], member[1], expand.select)
+                    found.append({"@odata.type": f"#{member[0].odata_type}", **shaped})
+            return found
+
+        return members
 
     def count(self, route: Route, params: dict[str, str], request: Request, query: Query) -> Reply:
         # aad-advanced-queries.md: `$count` on directory objects is an advanced query; without

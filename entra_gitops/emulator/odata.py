@@ -1,4 +1,4 @@
-"""OData query options as Graph applies them to directory collections: $select, $top, $filter."""
+"""OData query options as Graph applies them to directory collections: $select, $top, $filter, $expand."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from entra_gitops.model.ids import GUID_TEXT
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 999
+# query-parameters.md: for directory objects "$expand typically returns a maximum of 20 items for the expanded
+# relationship and has no @odata.nextLink"; and a list that expands is served 100 objects a page at most.
+EXPAND_CAP = 20
+EXPANDED_PAGE_SIZE = 100
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -26,6 +30,32 @@ class Query:
     count: bool
     skiptoken: str | None
     deltatoken: str | None
+    expand: Expansion | None = None
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """One `$expand` option: the navigation property, the `$select` nested in it, and the text as given."""
+
+    name: str
+    select: tuple[str, ...] | None
+    text: str
+
+
+_EXPAND = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(?:\(\s*\$select\s*=\s*([A-Za-z0-9_@.,\s]*)\))?\s*")
+
+
+def parse_expand(text: str) -> Expansion:
+    """`name` or `name($select=a,b)`; anything else is refused, as Graph refuses what it cannot parse."""
+    match = _EXPAND.fullmatch(text)
+    if match is None:
+        raise bad_request(
+            f"Parsing OData Select and Expand failed: '{text}' is not one navigation property, optionally with "
+            "a nested $select (the emulator serves one expansion a request)."
+        )
+    nested = match.group(2)
+    select = tuple(s.strip() for s in nested.split(",") if s.strip()) if nested is not None else None
+    return Expansion(match.group(1), select, text.strip())
 
 
 def parse_query(params: Mapping[str, str]) -> Query:
@@ -42,7 +72,8 @@ def parse_query(params: Mapping[str, str]) -> Query:
             raise bad_request(f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive.")
     count = options.get("count", "false").lower() == "true"
     where = compile_filter(options["filter"]) if options.get("filter") else None
-    return Query(select, top, where, count, options.get("skiptoken"), options.get("deltatoken"))
+    expand = parse_expand(options["expand"]) if "expand" in options else None
+    return Query(select, top, where, count, options.get("skiptoken"), options.get("deltatoken"), expand)
 
 
 _TOKEN = re.compile(

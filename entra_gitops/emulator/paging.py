@@ -81,7 +81,11 @@ class Pager:
             if cursor.select is not None:
                 params.insert(0, ("$select", ",".join(cursor.select)))
             params.insert(len(params) - 1, ("$top", str(cursor.top)))
-            next_link = f"{request.base_url}/{request.path}?" + "&".join(f"{k}={quote(v, safe=',')}" for k, v in params)
+            if query.expand is not None:
+                params.insert(len(params) - 1, ("$expand", query.expand.text))
+            next_link = f"{request.base_url}/{request.path}?" + "&".join(
+                f"{k}={quote(v, safe=',()=$')}" for k, v in params
+            )
         return page, cursor, next_link
 
 

@@ -8,19 +8,51 @@ from types import MappingProxyType
 from typing import Any
 
 from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, PageTokenExpired, batch_error
-from entra_gitops.model.errors import EntraGitopsError, GraphError
+from entra_gitops.model.errors import EntraGitopsError, GraphError, SchemaError
 from entra_gitops.model.ids import graph_path
 from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.reads import TenantRead
-from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
+from entra_gitops.model.registry import LinkSpec, PropertySpec, Registry, ResourceType
 
 PAGE_SIZE = 999
+# query-parameters.md: an expansion of directory objects holds "a maximum of 20 items" and "has no
+# @odata.nextLink"; a list that expands is served 100 objects a page.
+EXPAND_CAP = 20
+EXPANDED_PAGE_SIZE = 100
 # What Graph's advanced queries need for a count of directory objects (aad-advanced-queries).
 COUNT_HEADERS = {"ConsistencyLevel": "eventual", "Accept": "text/plain"}
 
 
 def _fill(template: str, **values: str) -> str:
     return graph_path(template, **values)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise SchemaError(f"a readWhen value {value!r} is neither a string nor a boolean: Graph cannot filter by it")
+
+
+def owner_lists(rtype: ResourceType, link: LinkSpec) -> tuple[tuple[str, str | None], ...]:
+    """The lists Graph serves of the owners a link is read for, as (path, $filter): one per readWhen condition
+    (a kind as its cast segment, agentuser-list's `users/microsoft.graph.agentUser`; each other property as
+    `name eq value`), or the whole collection when the link is read for every owner."""
+    assert rtype.collection is not None
+    lists = []
+    for condition in link.read_when or ({},):
+        path, clauses = rtype.collection, []
+        for key, value in condition.items():
+            if key == "@odata.type":
+                kind = str(value).removeprefix("#")
+                if kind not in rtype.kinds:
+                    raise SchemaError(f"{rtype.name}: readWhen names {value}, which is not one of its kinds")
+                path = f"{path}/{kind}"
+            else:
+                clauses.append(f"{key} eq {_literal(value)}")
+        lists.append((path, " and ".join(clauses) or None))
+    return tuple(lists)
 
 
 class _Reader:
@@ -108,6 +140,32 @@ class _Reader:
         self.progress.total(label, sum(map(len, merged.values())))
         return merged
 
+    async def expanded_children(self, rtype: ResourceType, parent_collection: str) -> None:
+        """A child type whose parent's list expands it: every parent listed with its children (100 parents a page),
+        then, one by one, the parents whose expansion is full, since Graph cuts an expansion at 20 without a link."""
+        assert rtype.parent is not None and rtype.parent.expand is not None and rtype.collection is not None
+        nav, param = rtype.parent.expand, rtype.parent.param
+        params = {"$select": "id", "$expand": f"{nav}($select={','.join(rtype.select)})", "$top": EXPANDED_PAGE_SIZE}
+        self.progress(rtype.name, 0)
+        for attempt in (1, 2):
+            children: dict[str, list[dict[str, Any]]] = {}
+            try:
+                async for page in self.client.pages(parent_collection, params, scope=rtype.throttle_scope):
+                    for row in page.get("value", []):
+                        children[row["id"]] = list(row.get(nav) or ())
+                        self.progress(rtype.name, len(children[row["id"]]))
+                break
+            except PageTokenExpired:
+                self.progress(rtype.name, -sum(map(len, children.values())))
+                if attempt == 2:
+                    raise
+        full = {p: _fill(rtype.collection, **{param: p}) for p, items in children.items() if len(items) >= EXPAND_CAP}
+        if full:
+            self.progress(rtype.name, -sum(len(children[p]) for p in full))
+            children.update(await self.per_parent(rtype, full, rtype.select, rtype.name))
+        self.objects[rtype.name] = tuple(obj for items in children.values() for obj in items)
+        self.progress.total(rtype.name, len(self.objects[rtype.name]))
+
     async def live(self, rtype: ResourceType, parents: Mapping[str, tuple[dict[str, Any], ...]]) -> None:
         if rtype.singleton_path:
             obj = await self.client.get_json(rtype.singleton_path, scope=rtype.throttle_scope)
@@ -132,7 +190,8 @@ class _Reader:
         self.deleted[rtype.name] = tuple(await self.collection(rtype, rtype.soft_delete.list_path, select, label))
 
     async def links_of(self, rtype: ResourceType, prop: PropertySpec) -> None:
-        """Every owner's link ids: one delta pass where Graph tracks the link there, else per owner in batches."""
+        """Every owner's link ids: one delta pass where Graph tracks the link there, the owners' lists with the
+        link expanded where Graph expands it, else per owner in batches."""
         assert prop.link is not None
         label = f"{rtype.name}.{prop.name}"
         owners = [o["id"] for o in self.objects.get(rtype.name, ())]
@@ -140,10 +199,48 @@ class _Reader:
             found = await self.links_by_delta(rtype, prop.name, label)
             self.links[(rtype.name, prop.name)] = {o: tuple(found.get(o, ())) for o in owners}
             return
+        if prop.link.expand:
+            listed = await self.expanded_links(rtype, prop)
+            self.links[(rtype.name, prop.name)] = {o: listed.get(o, ()) for o in owners}
+            return
         wanted = [o["id"] for o in self.objects.get(rtype.name, ()) if prop.link.is_read_for(o)]
         paths = {o: _fill(prop.link.list_path, id=o) for o in wanted}
         listed = await self.per_parent(rtype, paths, ("id",), label)
         self.links[(rtype.name, prop.name)] = {o: tuple(m["id"] for m in listed.get(o, ())) for o in owners}
+
+    async def expanded_links(self, rtype: ResourceType, prop: PropertySpec) -> dict[str, tuple[str, ...]]:
+        """owner id -> link ids for every owner the link is read for, from the owners' lists with the link
+        expanded; an owner whose expansion is full (20: Graph may have cut it) is read again one by one."""
+        assert prop.link is not None
+        label = f"{rtype.name}.{prop.name}"
+        params = {"$select": "id", "$expand": f"{prop.name}($select=id)", "$top": EXPANDED_PAGE_SIZE}
+        self.progress(label, 0)
+
+        async def listed(path: str, where: str | None) -> dict[str, tuple[str, ...]]:
+            query = {**params, "$filter": where} if where else params
+            for attempt in (1, 2):
+                found: dict[str, tuple[str, ...]] = {}
+                try:
+                    async for page in self.client.pages(path, query, scope=rtype.throttle_scope):
+                        for row in page.get("value", []):
+                            found[row["id"]] = tuple(m["id"] for m in row.get(prop.name) or ())
+                            self.progress(label, len(found[row["id"]]))
+                    return found
+                except PageTokenExpired:
+                    self.progress(label, -sum(map(len, found.values())))
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
+        lists = await asyncio.gather(*(listed(path, where) for path, where in owner_lists(rtype, prop.link)))
+        links = {owner: ids for found in lists for owner, ids in found.items()}
+        full = {o: _fill(prop.link.list_path, id=o) for o, ids in links.items() if len(ids) >= EXPAND_CAP}
+        if full:
+            self.progress(label, -sum(len(links[o]) for o in full))
+            again = await self.per_parent(rtype, full, ("id",), label)
+            links.update({o: tuple(m["id"] for m in again.get(o, ())) for o in full})
+        self.progress.total(label, sum(map(len, links.values())))
+        return links
 
     async def links_by_delta(self, rtype: ResourceType, name: str, label: str) -> dict[str, list[str]]:
         # An owner may come back on several pages with part of its links each time: merge them.
@@ -202,7 +299,8 @@ async def read_tenant(
     """Read `types` (parents of child types are read too, but only what was asked is returned).
 
     `parents` gives the ids of parent types known already (a delta read's): their children are read for
-    those, and the parents themselves are not read again.
+    those, and the parents themselves are not read again. A child type whose parent's list expands it is read
+    through that list, which names its parents, at the same time as the other types.
     `progress` is told the `phase`, then per type (`user`, `user (deleted)`, `group.members`) how many were read.
     """
     watch = watched(progress)
@@ -211,17 +309,20 @@ async def read_tenant(
     wanted = {t.name for t in types}
     names = {t.name: t for t in types}
     known = {name: tuple({"id": i} for i in ids) for name, ids in (parents or {}).items() if name not in wanted}
+    # A child type its parent's list expands lists its parents itself, at once; the others wait for theirs.
+    expanded = [t for t in types if t.parent is not None and t.parent.expand is not None]
     for rtype in types:
-        if rtype.parent is not None and rtype.parent.type_name not in known:
+        if rtype.parent is not None and rtype not in expanded and rtype.parent.type_name not in known:
             names.setdefault(rtype.parent.type_name, registry.get(rtype.parent.type_name))
     reader.objects.update(known)
     first = [t for t in names.values() if t.parent is None]
     await asyncio.gather(
         *(reader.live(t, {}) for t in first),
         *(reader.soft_deleted(t) for t in first if t.soft_delete is not None and t.name in wanted),
+        *(reader.expanded_children(t, str(registry.get(t.parent.type_name).collection)) for t in expanded),  # type: ignore[union-attr]
     )
     await asyncio.gather(
-        *(reader.live(t, reader.objects) for t in names.values() if t.parent is not None),
+        *(reader.live(t, reader.objects) for t in names.values() if t.parent is not None and t not in expanded),
         *(reader.links_of(t, p) for t in first if t.name in wanted for p in t.links),
     )
     return TenantRead(
@@ -258,3 +359,14 @@ async def read_around_delta(
     results = await asyncio.gather(*jobs, *listing)
     found = dict(results[: len(jobs)])
     return reader.deleted.get(rtype.name, ()), MappingProxyType(found)
+
+
+async def read_expanded_links(
+    client: GraphClient, rtype: ResourceType, progress: Progress | Reads | None = None
+) -> Mapping[str, Mapping[str, tuple[str, ...]]]:
+    """Per link of `rtype` that Graph expands in the owners' lists (and delta does not track), every owner it is
+    read for with its link ids, as a full read reads them."""
+    reader = _Reader(client, watched(progress))
+    props = [p for p in rtype.links if p.link is not None and p.link.expand and not p.link.delta]
+    found = await asyncio.gather(*(reader.expanded_links(rtype, p) for p in props))
+    return MappingProxyType({p.name: MappingProxyType(links) for p, links in zip(props, found, strict=True)})

@@ -46,6 +46,7 @@ class LinkSpec:
     read_only_when: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # dynamic groups' members
 
     read_when: tuple[Mapping[str, Any], ...] = ()  # read only for owners matching one of these; () for all
+    expand: bool = False  # the owner type's list expands it: owners are listed with their links, 100 a page
 
     def is_read_only(self, owner: Mapping[str, Any]) -> bool:
         """True when Graph refuses to change this link of `owner` (a dynamic group's members)."""
@@ -107,10 +108,12 @@ class UniqueKey:
 
 @dataclass(frozen=True)
 class ParentSpec:
-    """A child collection's parent type and the path parameter that names it."""
+    """A child collection's parent type, the path parameter that names it, and the parent's navigation property
+    Graph expands in its own list (then one paged list reads the children of every parent)."""
 
     type_name: str
     param: str
+    expand: str | None = None
 
 
 class Access(enum.Enum):
@@ -332,6 +335,13 @@ class Registry:
             hint = f"did you mean {close[0]!r}?" if close else f"known types: {', '.join(self._types)}"
             raise UnknownTypeError(f"unknown resource type {name!r}", hint=hint) from None
 
+    def expanded_child(self, parent: ResourceType, name: str) -> ResourceType | None:
+        """The child type whose objects `parent`'s list expands as `name` (appRoleAssignedTo), if any."""
+        return next(
+            (t for t in self if t.parent and t.parent.type_name == parent.name and t.parent.expand == name),
+            None,
+        )
+
     def by_folder(self, folder: str) -> ResourceType | None:
         """The type whose files live in `tenant-state/<folder>`."""
         return self._by_folder.get(folder)
@@ -382,6 +392,7 @@ def _property(name: str, raw: Mapping[str, Any], where: str) -> PropertySpec:
             bool(link.get("delta")),
             freeze(link.get("readOnlyWhen", {})),
             tuple(freeze(c) for c in link.get("readWhen", ())),
+            bool(link.get("expand")),
         )
         if link
         else None,
@@ -566,7 +577,7 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             subtypes=tuple(graph.get("subtypes", ())),
             collection=graph.get("collection"),
             item=graph.get("item"),
-            parent=ParentSpec(parent["type"], parent["param"]) if parent else None,
+            parent=ParentSpec(parent["type"], parent["param"], parent.get("expand")) if parent else None,
             singleton=bool(graph.get("singleton", False)),
             singleton_path=graph.get("singletonPath"),
             alternate_keys=tuple(graph.get("alternateKeys", ())),

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 from entra_gitops import __version__
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.graph.delta import DeltaChanges, DeltaTokenRejected, latest_link, links_only, read_changes
-from entra_gitops.graph.reader import read_around_delta, read_tenant
+from entra_gitops.graph.reader import read_around_delta, read_expanded_links, read_tenant
 from entra_gitops.model import canonical
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.progress import Progress, Reads, watched
@@ -117,7 +117,7 @@ def base_read_for(store: StateRepo, base: DeltaBase) -> Mapping[str, frozenset[s
     found: dict[str, frozenset[str]] = {}
     for prop in rtype.links:
         assert prop.link is not None
-        if prop.link.delta:
+        if prop.link.delta or prop.link.expand:
             continue
         if not prop.link.read_when:
             found[prop.name] = frozenset(_ids(store.tree_blobs(base.backup.commit, prefix)))
@@ -142,11 +142,13 @@ def link_reads(
     rtype: ResourceType, base_live: frozenset[str], changes: DeltaChanges, read_for: Mapping[str, frozenset[str]]
 ) -> Mapping[str, tuple[str, ...]]:
     """Per link, whose links are read one by one: objects new since the backup for links delta tracks; for
-    the others, every live object a full read reads them for."""
+    the others, every live object a full read reads them for (links the owners' lists expand are read so)."""
     live_now = (base_live - changes.removed.keys()) | changes.changed.keys()
     found: dict[str, tuple[str, ...]] = {}
     for prop in rtype.links:
         assert prop.link is not None
+        if prop.link.expand and not prop.link.delta:
+            continue
         if prop.link.delta:
             found[prop.name] = tuple(sorted(i for i in changes.changed if i not in base_live))
             continue
@@ -239,17 +241,27 @@ async def read_from_base(
     # thread, so the other types' requests go on meanwhile.
     listing = _in_git_thread(backup_files)
     try:
-        changes, (deleted, _) = await asyncio.gather(
-            read_changes(client, rtype, base.link, progress), read_around_delta(client, rtype, {}, progress)
+        # Every read ends before this one does, so none outlives a refused token; a refusal wins (a full read of
+        # the type follows, which meets any other failure again).
+        results = await asyncio.gather(
+            read_changes(client, rtype, base.link, progress),
+            read_around_delta(client, rtype, {}, progress),
+            read_expanded_links(client, rtype, progress),
+            return_exceptions=True,
         )
     finally:
         # Even when Graph refuses the token, git's work ends before anything else may use the repository.
         base_blobs, read_for = await listing
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise next((f for f in failures if isinstance(f, DeltaTokenRejected)), failures[0])
+    changes, (deleted, _), expanded = results
     by_id = _ids(base_blobs)
     owners = link_reads(rtype, frozenset(by_id), changes, read_for)
-    _, reread = await read_around_delta(client, rtype, owners, progress, deleted=False)
+    _, one_by_one = await read_around_delta(client, rtype, owners, progress, deleted=False)
+    reread = {**one_by_one, **expanded}
     wanted = {i for i in changes.changed if i in by_id}
-    wanted |= {o for name, ids in owners.items() for o in ids if o in by_id}
+    wanted |= {o for ids in reread.values() for o in ids if o in by_id}
 
     def parsed() -> dict[str, Any]:
         contents = store.read_blobs(base_blobs[by_id[i]] for i in wanted)
@@ -300,7 +312,8 @@ async def read_current(
     """Continue the delta types from their bases while the other types are read in full, at the same time; then
     read in full the types whose token Graph refused and the children of delta types (their parents known)."""
     watch = watched(progress)
-    children = {t.name for t in types if t.parent is not None and t.parent.type_name in bases}
+    # Children of a delta type wait for its live ids, unless the parent's own list expands them.
+    children = {t.name for t in types if t.parent is not None and t.parent.type_name in bases and not t.parent.expand}
     now = tuple(t for t in types if t.name not in bases and t.name not in children)
 
     async def continued() -> tuple[dict[str, TypeTree], dict[str, str]]:
