@@ -362,3 +362,36 @@ def test_the_snapshot_command_against_a_separate_emulator(tmp_path: Path, emulat
     assert listed.returncode == 0
     assert len(listed.stdout.splitlines()) == 2
     assert git.Repo(repo).head.commit.message.startswith("Snapshot: ")
+
+
+def test_the_work_tree_follows_a_commit_by_its_change_only(tmp_path: Path) -> None:
+    # A snapshot writes and indexes only what changed; git must see the same work tree a checkout gives.
+    from entra_gitops.state.gitstore import TreeChange, blob_id
+
+    store = StateRepo.open(tmp_path / "state", create=True)
+    when = dt.datetime(2026, 11, 21, 23, 0, tzinfo=dt.UTC)
+    first = {
+        "tenant-state/users/a.yaml": b"a: 1\n",
+        "tenant-state/users/b.yaml": b"b: 1\n",
+        "tenant-state/deleted/users/c.yaml": b"c: 1\n",
+    }
+    store.commit_change(first, TreeChange(tuple(sorted(first)), (), ()), "first", when)
+    second = {"tenant-state/users/a.yaml": b"a: 2\n", "tenant-state/groups/g.yaml": b"g: 1\n"}
+    change = TreeChange(
+        added=("tenant-state/groups/g.yaml",),
+        modified=("tenant-state/users/a.yaml",),
+        removed=("tenant-state/deleted/users/c.yaml", "tenant-state/users/b.yaml"),
+    )
+    commit = store.write_commit(second, change, "second", when)
+    store.publish(commit, change=change, written={p: blob_id(c) for p, c in second.items()})
+    assert store.head == commit
+    assert store.dirty_files(".") == []  # index and work tree agree with HEAD, nothing untracked
+    assert (store.root / "tenant-state/users/a.yaml").read_bytes() == b"a: 2\n"
+    assert (store.root / "tenant-state/groups/g.yaml").read_bytes() == b"g: 1\n"
+    assert not (store.root / "tenant-state/users/b.yaml").exists()
+    assert not (store.root / "tenant-state/deleted").exists()  # the folders it left empty are gone too
+    listed = subprocess.run(["git", "ls-files", "-s"], cwd=store.root, capture_output=True, text=True, check=True)
+    assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == [
+        "tenant-state/groups/g.yaml",
+        "tenant-state/users/a.yaml",
+    ]

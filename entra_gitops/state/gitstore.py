@@ -146,6 +146,10 @@ def _fed(process: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> tuple[byt
     return process.communicate()
 
 
+# Above this many written files a work tree follows a commit through read-tree, which is faster in bulk.
+FOLLOW_LIMIT = 20_000
+
+
 class StateRepo:
     """A git repository holding tenant-state/; all git I/O of the tool goes through here."""
 
@@ -405,14 +409,23 @@ class StateRepo:
         return self._git("hash-object", "-t", "tag", "-w", "--stdin", stdin=body.encode()).strip()
 
     def publish(
-        self, commit: str | None, *, tag: tuple[str, str] | None = None, delete_tags: tuple[str, ...] = ()
+        self,
+        commit: str | None,
+        *,
+        tag: tuple[str, str] | None = None,
+        delete_tags: tuple[str, ...] = (),
+        change: TreeChange | None = None,
+        written: Mapping[str, str] | None = None,
     ) -> None:
         """Move the branch to `commit`, create `tag` and delete old tags in one ref transaction, then bring the
         index and work tree along.
 
         The transaction is all or nothing, so the branch never moves without its backup tag. A marker in
         .git records the move until the work tree has followed: if the process dies in between, the next
-        run finishes it (finish_interrupted).
+        run finishes it (finish_interrupted). `change`, when the caller knows the work tree holds no edits of
+        its paths (a snapshot checked), is what `commit` changed, with `written` the blob id of each path it
+        adds or modifies: only those files are written and indexed, so the cost is the change's, not the
+        tree's (a change of most of the tree goes through read-tree, which is faster at that).
         """
         parent = self.head
         moving = commit is not None and commit != parent
@@ -431,12 +444,37 @@ class StateRepo:
         self._git("update-ref", "-m", "entra-gitops snapshot", "--stdin", stdin=("\n".join(lines) + "\n").encode())
         if moving:
             assert commit is not None
-            if parent:
+            if parent and change is not None and written is not None and len(written) <= FOLLOW_LIMIT:
+                self._follow(change, written)
+            elif parent:
                 # Moves index and working tree from the old commit to the new one, touching only what changed.
                 self._git("read-tree", "-m", "-u", parent, commit)
             else:
                 self._git("read-tree", "-u", "--reset", commit)
             marker.unlink(missing_ok=True)
+
+    def _follow(self, change: TreeChange, blobs: Mapping[str, str]) -> None:
+        """Bring the work tree and index along for the paths `change` names: the files written from their blobs
+        (`blobs`: path -> blob id), the removed ones deleted (and folders left empty), then those paths indexed."""
+        paths = change.added + change.modified
+        contents = self.read_blobs(blobs[p] for p in paths)
+        written = {p: contents[blobs[p]] for p in paths}
+        for path in change.removed:
+            target = self.root / path
+            target.unlink(missing_ok=True)
+            for folder in target.parents:
+                if folder == self.root:
+                    break
+                try:
+                    folder.rmdir()  # only an empty one goes; the first that holds anything stops the climb
+                except OSError:
+                    break
+        for path, content in written.items():
+            target = self.root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        paths = [*written, *change.removed]
+        self._git("update-index", "--add", "--remove", "-z", "--stdin", stdin="".join(f"{p}\0" for p in paths).encode())
 
     def commit_change(self, files: Mapping[str, bytes], change: TreeChange, message: str, when: dt.datetime) -> str:
         """Commit `change` on the current branch (objects first, then one ref move) and return the new commit."""

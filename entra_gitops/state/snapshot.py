@@ -293,7 +293,8 @@ async def take_snapshot(
     # One ref transaction moves the branch, creates the tag and prunes; a signal waits until the files follow.
     watch.phase("check out")
     with deferred():
-        store.publish(commit, tag=(name, tag), delete_tags=tuple(pruned))
+        written = {p: blobs[p] if p in blobs else blob_id(files[p]) for p in change.added + change.modified}
+        store.publish(commit, tag=(name, tag), delete_tags=tuple(pruned), change=change, written=written)
     write_seconds = lap()
     notes = [recovered] if recovered else []
     notes += [f"{n} read in full: {why}" for n, why in sorted(refused.items())]
