@@ -19,6 +19,7 @@ from conftest import (
     run_main,
     served,
     take_snapshot_of,
+    with_graph,
 )
 
 from entra_gitops.emulator import Emulator
@@ -358,3 +359,42 @@ def test_a_delta_round_that_removes_most_users_is_a_suspect_read(tmp_path: Path)
     assert git(store.root, "for-each-ref", "refs/") == before and store.dirty_state_files() == []
     accepted = run(again(frozenset({"user"})))
     assert accepted.read_by["user"] == "delta" and accepted.backup.counts["user"] == 3
+
+
+def test_a_sponsor_change_alone_is_found_and_only_that_guest_is_rendered(tmp_path: Path) -> None:
+    # Graph's user delta does not report sponsors: the guests' list with sponsors expanded does, and a guest
+    # whose file holds its sponsors already is neither parsed nor rendered again.
+    from entra_gitops.state.incremental import read_current
+
+    app = Emulator(demo_tenant())
+    api = SyncGraph(app)
+    store = StateRepo.open(tmp_path / "state", create=True)
+    snapshot(app, store, 0)
+    guests = ids(api, "users", "id,userType")
+    guest = next(u["id"] for u in guests if u["userType"] == "Guest")
+    member = next(u["id"] for u in guests if u["userType"] == "Member")
+    assert api.post(f"users/{guest}/sponsors/$ref", ref(member)).status_code == 204
+    user = REGISTRY.get("user")
+    bases, _ = choose_bases((user,), store.backups(), full=False)
+    current = with_graph(app, lambda c: read_current(c, store, REGISTRY, (user,), bases))
+    live = [p for p in current.trees["user"].files if not p.startswith("tenant-state/deleted/")]  # read in full
+    assert [p.rsplit("/", 1)[-1].removesuffix(".yaml") for p in live] == [guest]
+    second = snapshot(app, store, 1)
+    assert second.changes_by_type == {"user": (0, 1, 0)}
+    assert member in git(store.root, "show", f"HEAD:tenant-state/users/{guest}.yaml")
+    assert not full_snapshot(app, store, 2).created_commit
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        (b"id: x\nsponsors:\n  - a\n  - b\nuserType: Guest\n", ["a", "b"]),
+        (b"id: x\nuserType: Guest\nsponsors:\n  - a\n", ["a"]),
+        (b"id: x\nuserType: Guest\n", None),
+        (b"id: x\nnote: |\n  sponsors:\n  - fake\n", None),  # a line inside a value is not the key
+    ],
+)
+def test_a_top_level_key_is_read_from_its_own_lines(text: bytes, value: Any) -> None:
+    from entra_gitops.state.incremental import _file_value
+
+    assert _file_value(text, "sponsors") == value

@@ -140,17 +140,18 @@ class _Reader:
         self.progress.total(label, sum(map(len, merged.values())))
         return merged
 
-    async def expanded_children(self, rtype: ResourceType, parent_collection: str) -> None:
+    async def expanded_children(self, rtype: ResourceType, parent: ResourceType) -> None:
         """A child type whose parent's list expands it: every parent listed with its children (100 parents a page),
         then, one by one, the parents whose expansion is full, since Graph cuts an expansion at 20 without a link."""
         assert rtype.parent is not None and rtype.parent.expand is not None and rtype.collection is not None
+        assert parent.collection is not None
         nav, param = rtype.parent.expand, rtype.parent.param
         params = {"$select": "id", "$expand": f"{nav}($select={','.join(rtype.select)})", "$top": EXPANDED_PAGE_SIZE}
         self.progress(rtype.name, 0)
         for attempt in (1, 2):
             children: dict[str, list[dict[str, Any]]] = {}
             try:
-                async for page in self.client.pages(parent_collection, params, scope=rtype.throttle_scope):
+                async for page in self.client.pages(parent.collection, params, scope=rtype.throttle_scope):
                     for row in page.get("value", []):
                         children[row["id"]] = list(row.get(nav) or ())
                         self.progress(rtype.name, len(children[row["id"]]))
@@ -310,19 +311,19 @@ async def read_tenant(
     names = {t.name: t for t in types}
     known = {name: tuple({"id": i} for i in ids) for name, ids in (parents or {}).items() if name not in wanted}
     # A child type its parent's list expands lists its parents itself, at once; the others wait for theirs.
-    expanded = [t for t in types if t.parent is not None and t.parent.expand is not None]
+    expanded = {t.name: registry.get(t.parent.type_name) for t in types if t.parent is not None and t.parent.expand}
     for rtype in types:
-        if rtype.parent is not None and rtype not in expanded and rtype.parent.type_name not in known:
+        if rtype.parent is not None and rtype.name not in expanded and rtype.parent.type_name not in known:
             names.setdefault(rtype.parent.type_name, registry.get(rtype.parent.type_name))
     reader.objects.update(known)
     first = [t for t in names.values() if t.parent is None]
     await asyncio.gather(
         *(reader.live(t, {}) for t in first),
         *(reader.soft_deleted(t) for t in first if t.soft_delete is not None and t.name in wanted),
-        *(reader.expanded_children(t, str(registry.get(t.parent.type_name).collection)) for t in expanded),  # type: ignore[union-attr]
+        *(reader.expanded_children(registry.get(child), parent) for child, parent in expanded.items()),
     )
     await asyncio.gather(
-        *(reader.live(t, reader.objects) for t in names.values() if t.parent is not None and t not in expanded),
+        *(reader.live(t, reader.objects) for t in names.values() if t.parent is not None and t.name not in expanded),
         *(reader.links_of(t, p) for t in first if t.name in wanted for p in t.links),
     )
     return TenantRead(

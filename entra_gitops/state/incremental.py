@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import itertools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -30,7 +31,7 @@ from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
 from entra_gitops.model.tenant import Lifecycle, TenantState
 from entra_gitops.state.gitstore import Backup, StateRepo, blob_id
 from entra_gitops.state.layout import DELETED_DIR, STATE_DIR, SUFFIX, load_state, locate, render_files, type_prefixes
-from entra_gitops.state.normalize import Redaction, normalize_read
+from entra_gitops.state.normalize import Redaction, normalize_read, normalized_link
 from entra_gitops.state.paths import object_id_from_file_name
 
 T = TypeVar("T")
@@ -259,7 +260,15 @@ async def read_from_base(
     by_id = _ids(base_blobs)
     owners = link_reads(rtype, frozenset(by_id), changes, read_for)
     _, one_by_one = await read_around_delta(client, rtype, owners, progress, deleted=False)
-    reread = {**one_by_one, **expanded}
+    # An owner listed again only for an expanded link, whose file holds those links already, stays as it is.
+    touched = changes.changed.keys() | {o for ids in one_by_one.values() for o in ids}
+    listed_only = {o for links in expanded.values() for o in links if o in by_id and o not in touched}
+    contents = await _in_git_thread(lambda: store.read_blobs(base_blobs[by_id[o]] for o in listed_only))
+    same = {o for o in listed_only if _links_held(rtype, contents[base_blobs[by_id[o]]], expanded, o)}
+    reread = {
+        **one_by_one,
+        **{name: {o: ids for o, ids in links.items() if o not in same} for name, links in expanded.items()},
+    }
     wanted = {i for i in changes.changed if i in by_id}
     wanted |= {o for ids in reread.values() for o in ids if o in by_id}
 
@@ -269,6 +278,31 @@ async def read_from_base(
 
     base_data = await _in_git_thread(parsed)
     return merged_tree(registry, rtype, base_blobs, base_data, changes, reread, deleted)
+
+
+def _links_held(
+    rtype: ResourceType, content: bytes, listed: Mapping[str, Mapping[str, tuple[str, ...]]], owner: str
+) -> bool:
+    """Whether an owner's file holds, for each listed link, the ids listed now (read from that key's own lines:
+    the rest of the file is neither parsed nor rendered)."""
+    return all(
+        _file_value(content, name) == normalized_link(rtype, name, links.get(owner, ()))
+        for name, links in listed.items()
+    )
+
+
+def _file_value(content: bytes, key: str) -> Any:
+    """A top-level key's value in a canonical file, from its lines alone (None when the file has no such key).
+
+    Top-level keys are the only lines at column 0 (values nest indented), so the key's line and the indented
+    lines after it are the whole of its value."""
+    head = canonical.dump({key: 0}).split(b":")[0] + b":"
+    lines = content.split(b"\n")
+    for n, line in enumerate(lines):
+        if line == head or line.startswith(head + b" "):
+            block = [line, *itertools.takewhile(lambda more: more.startswith(b" "), lines[n + 1 :])]
+            return canonical.load(b"\n".join(block) + b"\n", f"{key} of a backup file")[key]
+    return None
 
 
 # GitPython's repository keeps one long-lived `git cat-file` process: one thread at a time may use it.

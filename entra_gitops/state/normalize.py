@@ -131,6 +131,14 @@ def normalize_object(
     return data, tuple(normalizer.redactions)
 
 
+def normalized_link(rtype: ResourceType, name: str, ids: Iterable[str]) -> Any:
+    """What an object's file holds for its link `name` when Graph lists `ids`: None when the file leaves it out."""
+    prop = rtype.prop(name)
+    assert prop is not None and prop.link is not None
+    value = _Normalizer(rtype).value(prop.schema, list(ids), name)
+    return None if _is_empty(value) else value
+
+
 class Normalized(NamedTuple):
     """A TenantState built from a read, and what had to be redacted on the way."""
 
