@@ -280,7 +280,7 @@ def test_conditional_access_pacing_is_graphs_unless_set(monkeypatch: pytest.Monk
     from entra_gitops.model.registry import ThrottleScope
 
     monkeypatch.delenv(ENV_CA_PACE, raising=False)
-    assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 1.05}  # Graph's 1 request/s, and a margin
+    assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 1.0}
     monkeypatch.setenv(ENV_CA_PACE, "0.25")
     assert pacing_from_env() == {ThrottleScope.CONDITIONAL_ACCESS: 0.25}
     monkeypatch.setenv(ENV_CA_PACE, "0")
@@ -326,3 +326,18 @@ def test_a_429_without_retry_after_in_a_paced_scope_waits_one_interval_first(mon
     assert client._delay(throttled, 0, ThrottleScope.CONDITIONAL_ACCESS) == pace
     assert client._delay(GraphResponse(429, {"retry-after": "7"}, b""), 0, ThrottleScope.CONDITIONAL_ACCESS) == 7
     assert client._delay(throttled, 0, ThrottleScope.IDENTITY) <= client.retry.backoff_base
+
+
+def test_the_pace_counts_from_the_answer_too() -> None:
+    # A request that leaves late (a busy event loop) must not bring the next one within a second of it at Graph.
+    from entra_gitops.graph.limiter import Limiter
+
+    now = [100.0]
+    limiter = Limiter(intervals={ThrottleScope.CONDITIONAL_ACCESS: 1.0}, clock=lambda: now[0])
+
+    async def body() -> float:
+        async with limiter.slot(ThrottleScope.CONDITIONAL_ACCESS):
+            now[0] += 0.6  # the answer comes 0.6 s after the request started
+        return limiter._delay(ThrottleScope.CONDITIONAL_ACCESS)
+
+    assert asyncio.run(body()) == pytest.approx(1.0)  # not 0.4: a whole interval after the answer

@@ -414,8 +414,8 @@ def connect(
 
 
 def pacing_from_env() -> dict[ThrottleScope, float]:
-    """Conditional Access's pace: Graph's 1 request/s with a margin, or ENTRA_GITOPS_CA_PACE_SECONDS (0 for an
-    unthrottled emulator)."""
+    """Conditional Access's pace: Graph's 1 request/s, or ENTRA_GITOPS_CA_PACE_SECONDS (0 for an unthrottled
+    emulator)."""
     text = os.environ.get(ENV_CA_PACE)
     if text is None or not text.strip():
         return dict(DEFAULT_INTERVALS)

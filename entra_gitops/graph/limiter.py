@@ -11,11 +11,8 @@ from contextlib import asynccontextmanager
 from entra_gitops.model.registry import ThrottleScope
 
 # Conditional Access and named locations allow 1 request/s per tenant and send no Retry-After,
-# so pacing below the limit beats discovering it through 429s. The margin keeps two requests a
-# second apart when they reach Graph too, whatever the event loop's early wake-ups and the network's
-# jitter: one 429 here costs a back-off of a second or more.
-PACE_MARGIN = 1.05
-DEFAULT_INTERVALS: Mapping[ThrottleScope, float] = {ThrottleScope.CONDITIONAL_ACCESS: 1.0 * PACE_MARGIN}
+# so pacing below the limit beats discovering it through 429s.
+DEFAULT_INTERVALS: Mapping[ThrottleScope, float] = {ThrottleScope.CONDITIONAL_ACCESS: 1.0}
 
 
 class Limiter:
@@ -61,7 +58,14 @@ class Limiter:
             interval = self.intervals.get(scope)
             if interval:
                 self._next_start[scope] = self.clock() + interval
-            yield
+            try:
+                yield
+            finally:
+                if interval:
+                    # Also counted from the answer: the request reached Graph before it, so the next one arrives
+                    # a whole interval later even when this one left late (a busy event loop) or the network
+                    # jittered; one 429 here costs a second.
+                    self._next_start[scope] = max(self._next_start[scope], self.clock() + interval)
 
     def back_off(self, scope: ThrottleScope, seconds: float) -> None:
         """Pause every request of `scope` for `seconds` (Graph said 429)."""

@@ -356,9 +356,13 @@ class StateRepo:
         """How HEAD's files under `prefixes` differ from `files` (compared by blob id, no git run per file)."""
         return self.blob_change({path: blob_id(content) for path, content in files.items()}, prefixes)
 
-    def blob_change(self, blobs: Mapping[str, str], prefixes: tuple[str, ...]) -> TreeChange:
-        """How HEAD's files under `prefixes` differ from the tree `blobs` (path -> blob id) describes."""
-        current = {p: b for p, b in self.tree_blobs().items() if p.startswith(prefixes)}
+    def blob_change(
+        self, blobs: Mapping[str, str], prefixes: tuple[str, ...], head: Mapping[str, str] | None = None
+    ) -> TreeChange:
+        """How HEAD's files under `prefixes` differ from the tree `blobs` (path -> blob id) describes; `head` is
+        HEAD's listing (tree_blobs) when the caller has it already."""
+        listed = self.tree_blobs() if head is None else head
+        current = {p: b for p, b in listed.items() if p.startswith(prefixes)}
         return TreeChange(
             added=tuple(sorted(p for p in blobs if p not in current)),
             modified=tuple(sorted(p for p, blob in blobs.items() if p in current and blob != current[p])),

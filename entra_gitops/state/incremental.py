@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import itertools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
@@ -240,7 +240,7 @@ async def read_from_base(
 
     # Graph's delta round, deleted items and the backup's listing do not wait for one another; git runs in a
     # thread, so the other types' requests go on meanwhile.
-    listing = _in_git_thread(backup_files)
+    listing = in_git_thread(backup_files)
     try:
         # Every read ends before this one does, so none outlives a refused token; a refusal wins (a full read of
         # the type follows, which meets any other failure again).
@@ -263,7 +263,7 @@ async def read_from_base(
     # An owner listed again only for an expanded link, whose file holds those links already, stays as it is.
     touched = changes.changed.keys() | {o for ids in one_by_one.values() for o in ids}
     listed_only = {o for links in expanded.values() for o in links if o in by_id and o not in touched}
-    contents = await _in_git_thread(lambda: store.read_blobs(base_blobs[by_id[o]] for o in listed_only))
+    contents = await in_git_thread(lambda: store.read_blobs(base_blobs[by_id[o]] for o in listed_only))
     same = {o for o in listed_only if _links_held(rtype, contents[base_blobs[by_id[o]]], expanded, o)}
     reread = {
         **one_by_one,
@@ -276,7 +276,7 @@ async def read_from_base(
         contents = store.read_blobs(base_blobs[by_id[i]] for i in wanted)
         return {i: canonical.load(contents[base_blobs[by_id[i]]], by_id[i]) for i in wanted}
 
-    base_data = await _in_git_thread(parsed)
+    base_data = await in_git_thread(parsed)
     return merged_tree(registry, rtype, base_blobs, base_data, changes, reread, deleted)
 
 
@@ -309,7 +309,7 @@ def _file_value(content: bytes, key: str) -> Any:
 _GIT_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="entra-gitops-git")
 
 
-def _in_git_thread(work: Callable[[], T]) -> Awaitable[T]:
+def in_git_thread(work: Callable[[], T]) -> asyncio.Future[T]:
     """`work` (git I/O) off the event loop, so Graph requests go on meanwhile; one such thread for the process."""
     return asyncio.get_running_loop().run_in_executor(_GIT_THREAD, work)
 

@@ -31,7 +31,7 @@ from entra_gitops.state.gitstore import (
     blob_id,
     parse_backup,
 )
-from entra_gitops.state.incremental import choose_bases, read_current, type_basis
+from entra_gitops.state.incremental import choose_bases, in_git_thread, read_current, type_basis
 from entra_gitops.state.layout import locate, render_files, type_prefixes
 from entra_gitops.state.normalize import Redaction
 from entra_gitops.state.signals import deferred
@@ -232,7 +232,12 @@ async def take_snapshot(
     tenant = await read_tenant_id(client, registry)
     check_tenant(*expected_tenant(config, backups), tenant, client.base_url)
     bases, reasons = choose_bases(types, backups, full=full)
-    current = await read_current(client, store, registry, types, bases, watch)
+    # HEAD's listing, which the comparison needs, is read while Graph is: git's thread is mostly idle then.
+    listing = in_git_thread(store.tree_blobs)
+    try:
+        current = await read_current(client, store, registry, types, bases, watch)
+    finally:
+        head_blobs = await listing  # no git work outlives the read, whatever became of it
     trees, read, refused = current.trees, current.read, current.refused
     reasons = {**reasons, **refused}
     links = dict(current.links)
@@ -254,7 +259,7 @@ async def take_snapshot(
         blobs.update(tree.blobs)
     render_seconds = lap()
     watch.phase("compare")
-    change = store.blob_change(blobs, type_prefixes(types))
+    change = store.blob_change(blobs, type_prefixes(types), head_blobs)
     by_type = changes_by_type(registry, change)
     message = commit_message(by_type, counts)
     audit_warning = None
