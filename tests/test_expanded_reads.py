@@ -172,3 +172,16 @@ def test_sponsors_come_with_the_guest_and_agent_user_lists_as_per_user_reads_giv
     assert not any(links[u["id"]] for u in users if u["id"] not in read_for)
     # The users' list, its deleted items, then 100 guests a page, the agent users, and the one guest again.
     assert listing_requests < 12
+
+
+def test_a_page_token_that_expires_midway_starts_the_expanded_list_over(emulator: Emulator) -> None:
+    from entra_gitops.emulator.limits import Faults, parse_faults
+
+    more_service_principals(emulator, 230)
+    grant(emulator, next(iter(emulator.tenant.objects(SP))), 3)
+    clean = with_graph(emulator, lambda c: read_tenant(c, REGISTRY, (ASSIGNMENT,)))
+    emulator.faults = Faults(parse_faults("expire-token,first=1,path=servicePrincipals"))
+    before = emulator.request_count
+    again = with_graph(emulator, lambda c: read_tenant(c, REGISTRY, (ASSIGNMENT,)))
+    assert by_id(again.objects["appRoleAssignment"]) == by_id(clean.objects["appRoleAssignment"])
+    assert emulator.request_count - before > -(-len(emulator.tenant.objects(SP)) // 100)  # it read pages again

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from entra_gitops.emulator.odata import parse_expand
 from entra_gitops.emulator.protocol import GraphFault, Request
 from entra_gitops.emulator.routes import Op, Route
 from entra_gitops.emulator.store import Tenant
@@ -263,7 +264,7 @@ def _may_expand(tenant: Tenant, caller: Caller, rtype: ResourceType, params: Map
     expand = _options(params).get("expand")
     if not expand:
         return True
-    name = expand.split("(", 1)[0].strip()
+    name = parse_expand(expand).name
     child = tenant.registry.expanded_child(rtype, name)
     if child is not None:
         return _allows(caller, child, "list", None, None)

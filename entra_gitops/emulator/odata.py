@@ -13,7 +13,8 @@ from entra_gitops.model.ids import GUID_TEXT
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 999
 # query-parameters.md: for directory objects "$expand typically returns a maximum of 20 items for the expanded
-# relationship and has no @odata.nextLink"; and a list that expands is served 100 objects a page at most.
+# relationship and has no @odata.nextLink"; a list that expands is served 100 objects a page at most (this
+# project's Graph notes, shared/graph/README.md: `$expand` "caps expanded items at 20 and drops pages to 100").
 EXPAND_CAP = 20
 EXPANDED_PAGE_SIZE = 100
 

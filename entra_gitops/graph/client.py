@@ -426,7 +426,7 @@ def pacing_from_env() -> dict[ThrottleScope, float]:
     if not 0 <= seconds <= 60:
         raise ConfigError(
             f"{ENV_CA_PACE}={text!r} is not a number of seconds from 0 to 60",
-            hint=f"the default is {DEFAULT_INTERVALS[ThrottleScope.CONDITIONAL_ACCESS]:g}, Graph's 1 request/s with a margin",
+            hint=f"the default is {DEFAULT_INTERVALS[ThrottleScope.CONDITIONAL_ACCESS]:g}, Graph's 1 request/s",
         )
     return {ThrottleScope.CONDITIONAL_ACCESS: seconds} if seconds else {}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -16,7 +16,7 @@ from entra_gitops.model.registry import LinkSpec, PropertySpec, Registry, Resour
 
 PAGE_SIZE = 999
 # query-parameters.md: an expansion of directory objects holds "a maximum of 20 items" and "has no
-# @odata.nextLink"; a list that expands is served 100 objects a page.
+# @odata.nextLink"; a list that expands is served 100 objects a page (shared/graph/README.md).
 EXPAND_CAP = 20
 EXPANDED_PAGE_SIZE = 100
 # What Graph's advanced queries need for a count of directory objects (aad-advanced-queries).
@@ -68,22 +68,36 @@ class _Reader:
     async def collection(
         self, rtype: ResourceType, path: str, select: tuple[str, ...], label: str
     ) -> list[dict[str, Any]]:
-        params = {"$select": ",".join(select), "$top": PAGE_SIZE}
+        found = await self.listed(rtype, path, {"$select": ",".join(select), "$top": PAGE_SIZE}, label)
+        self.progress.total(label, len(found))
+        return found
+
+    async def listed(
+        self,
+        rtype: ResourceType,
+        path: str,
+        params: Mapping[str, Any],
+        label: str,
+        weight: Callable[[dict[str, Any]], int] = lambda _: 1,
+    ) -> list[dict[str, Any]]:
+        """Every row of a paged list; `weight` is what a row counts for on the progress display (its expanded
+        children, say). A next-page token that expires midway starts the list over once, from its first page."""
         self.progress(label, 0)  # begun: a display shows the type at once, before its first page
         for attempt in (1, 2):
             found: list[dict[str, Any]] = []
+            reported = 0
             try:
                 async for page in self.client.pages(path, params, scope=rtype.throttle_scope):
                     value = page.get("value", [])
                     found.extend(value)
-                    self.progress(label, len(value))
-                self.progress.total(label, len(found))
+                    counted = sum(map(weight, value))
+                    reported += counted
+                    self.progress(label, counted)
                 return found
             except PageTokenExpired:
-                self.progress(label, -len(found))
+                self.progress(label, -reported)
                 if attempt == 2:
                     raise
-                # A next-page token that expired midway: the read starts over once, from its first page.
         raise AssertionError("unreachable")
 
     async def count(self, rtype: ResourceType) -> None:
@@ -147,19 +161,8 @@ class _Reader:
         assert parent.collection is not None
         nav, param = rtype.parent.expand, rtype.parent.param
         params = {"$select": "id", "$expand": f"{nav}($select={','.join(rtype.select)})", "$top": EXPANDED_PAGE_SIZE}
-        self.progress(rtype.name, 0)
-        for attempt in (1, 2):
-            children: dict[str, list[dict[str, Any]]] = {}
-            try:
-                async for page in self.client.pages(parent.collection, params, scope=rtype.throttle_scope):
-                    for row in page.get("value", []):
-                        children[row["id"]] = list(row.get(nav) or ())
-                        self.progress(rtype.name, len(children[row["id"]]))
-                break
-            except PageTokenExpired:
-                self.progress(rtype.name, -sum(map(len, children.values())))
-                if attempt == 2:
-                    raise
+        rows = await self.listed(rtype, parent.collection, params, rtype.name, lambda row: len(row.get(nav) or ()))
+        children = {row["id"]: list(row.get(nav) or ()) for row in rows}
         full = {p: _fill(rtype.collection, **{param: p}) for p, items in children.items() if len(items) >= EXPAND_CAP}
         if full:
             self.progress(rtype.name, -sum(len(children[p]) for p in full))
@@ -200,7 +203,7 @@ class _Reader:
             found = await self.links_by_delta(rtype, prop.name, label)
             self.links[(rtype.name, prop.name)] = {o: tuple(found.get(o, ())) for o in owners}
             return
-        if prop.link.expand:
+        if prop.link.by_expansion:
             listed = await self.expanded_links(rtype, prop)
             self.links[(rtype.name, prop.name)] = {o: listed.get(o, ()) for o in owners}
             return
@@ -215,26 +218,17 @@ class _Reader:
         assert prop.link is not None
         label = f"{rtype.name}.{prop.name}"
         params = {"$select": "id", "$expand": f"{prop.name}($select=id)", "$top": EXPANDED_PAGE_SIZE}
-        self.progress(label, 0)
 
-        async def listed(path: str, where: str | None) -> dict[str, tuple[str, ...]]:
-            query = {**params, "$filter": where} if where else params
-            for attempt in (1, 2):
-                found: dict[str, tuple[str, ...]] = {}
-                try:
-                    async for page in self.client.pages(path, query, scope=rtype.throttle_scope):
-                        for row in page.get("value", []):
-                            found[row["id"]] = tuple(m["id"] for m in row.get(prop.name) or ())
-                            self.progress(label, len(found[row["id"]]))
-                    return found
-                except PageTokenExpired:
-                    self.progress(label, -sum(map(len, found.values())))
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
+        def of(row: dict[str, Any]) -> int:
+            return len(row.get(prop.name) or ())
 
-        lists = await asyncio.gather(*(listed(path, where) for path, where in owner_lists(rtype, prop.link)))
-        links = {owner: ids for found in lists for owner, ids in found.items()}
+        listings = await asyncio.gather(
+            *(
+                self.listed(rtype, path, {**params, "$filter": where} if where else params, label, of)
+                for path, where in owner_lists(rtype, prop.link)
+            )
+        )
+        links = {row["id"]: tuple(m["id"] for m in row.get(prop.name) or ()) for rows in listings for row in rows}
         full = {o: _fill(prop.link.list_path, id=o) for o, ids in links.items() if len(ids) >= EXPAND_CAP}
         if full:
             self.progress(label, -sum(len(links[o]) for o in full))
@@ -368,6 +362,6 @@ async def read_expanded_links(
     """Per link of `rtype` that Graph expands in the owners' lists (and delta does not track), every owner it is
     read for with its link ids, as a full read reads them."""
     reader = _Reader(client, watched(progress))
-    props = [p for p in rtype.links if p.link is not None and p.link.expand and not p.link.delta]
+    props = [p for p in rtype.links if p.link is not None and p.link.by_expansion]
     found = await asyncio.gather(*(reader.expanded_links(rtype, p) for p in props))
     return MappingProxyType({p.name: MappingProxyType(links) for p, links in zip(props, found, strict=True)})

@@ -48,6 +48,11 @@ class LinkSpec:
     read_when: tuple[Mapping[str, Any], ...] = ()  # read only for owners matching one of these; () for all
     expand: bool = False  # the owner type's list expands it: owners are listed with their links, 100 a page
 
+    @property
+    def by_expansion(self) -> bool:
+        """Read through the owners' lists with the link expanded (a link delta tracks comes with delta instead)."""
+        return self.expand and not self.delta
+
     def is_read_only(self, owner: Mapping[str, Any]) -> bool:
         """True when Graph refuses to change this link of `owner` (a dynamic group's members)."""
         return _matches(owner, self.read_only_when)

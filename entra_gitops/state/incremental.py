@@ -118,7 +118,7 @@ def base_read_for(store: StateRepo, base: DeltaBase) -> Mapping[str, frozenset[s
     found: dict[str, frozenset[str]] = {}
     for prop in rtype.links:
         assert prop.link is not None
-        if prop.link.delta or prop.link.expand:
+        if prop.link.delta or prop.link.by_expansion:
             continue
         if not prop.link.read_when:
             found[prop.name] = frozenset(_ids(store.tree_blobs(base.backup.commit, prefix)))
@@ -148,7 +148,7 @@ def link_reads(
     found: dict[str, tuple[str, ...]] = {}
     for prop in rtype.links:
         assert prop.link is not None
-        if prop.link.expand and not prop.link.delta:
+        if prop.link.by_expansion:
             continue
         if prop.link.delta:
             found[prop.name] = tuple(sorted(i for i in changes.changed if i not in base_live))
