@@ -225,6 +225,40 @@ def test_stats_count_graphs_resource_units() -> None:
     assert run_with(app, body).resource_units == 1 + 1 + 3
 
 
+def test_requests_units_refusals_and_bytes_counted_as_the_server_counts_them() -> None:
+    # Refusals on the way, in pages and inside $batch: a 429 costs nothing and an envelope has no cost of its own.
+    # A count for the progress display that answers after its read is done: awaited, not dropped in flight.
+    app = create_emulator("demo", faults="delay=1,path=*$count;429,every=3,retry-after=0,path=users*")
+    registry = default_registry()
+
+    class Watching:
+        wants_totals = True
+
+        def __call__(self, label: str, count: int) -> None: ...
+        def phase(self, name: str, total: int | None = None, unit: str = "", done: int = 0) -> None: ...
+        def advance(self, count: int = 1, current: str | None = None) -> None: ...
+        def waiting(self, seconds: float, reason: str) -> None: ...
+        def total(self, label: str, total: int) -> None:
+            totals.append(label)
+
+    totals: list[str] = []
+
+    async def body(client: GraphClient) -> Any:
+        await read_tenant(client, registry, tuple(registry), Watching())  # type: ignore[arg-type]
+        await client.batch([BatchRequest(str(i), "GET", f"users?$top={i + 1}") for i in range(30)])
+        return client.stats
+
+    stats = run_with(app, body)
+    assert totals.count("user") == 2  # Graph's count, after the read, and the read's own
+    assert stats.throttled > 0 and app.served.throttled == stats.throttled
+    assert app.served.resource_units > stats.requests  # costs add up per request, not one each
+    assert (stats.requests, stats.resource_units, stats.bytes_read) == (
+        app.served.requests,
+        app.served.resource_units,
+        app.served.bytes_sent,
+    )
+
+
 def test_read_tenant_reads_every_type_with_links_and_deleted_objects() -> None:
     app = create_emulator("demo")
     registry = default_registry()

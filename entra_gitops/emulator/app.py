@@ -7,7 +7,7 @@ import contextvars
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -49,6 +49,17 @@ PAGED_OPS = frozenset({Op.COLLECTION, Op.LINKS, Op.DELETED_LIST, Op.DELTA})
 _PENDING_DELAY: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("pending_delay", default=None)
 
 
+@dataclass
+class Served:
+    """What the emulator has answered, counted on its side: the figures a benchmark checks the client's against."""
+
+    requests: int = 0
+    resource_units: int = 0
+    throttled: int = 0
+    bytes_sent: int = 0
+    paced: int = 0  # answered in Conditional Access's scope, one a second at most: a read's time floor
+
+
 class Emulator:
     """Microsoft Graph v1.0 over a Tenant, with optional throttling, faults and latency."""
 
@@ -68,6 +79,7 @@ class Emulator:
         self.faults = faults
         self.latency = latency_ms / 1000.0
         self.request_count = 0
+        self.served = Served()
         self.pager = Pager()
         properties = Properties(tenant)
         items = Items(tenant, properties, self.pager)
@@ -171,7 +183,8 @@ class Emulator:
             if pending[0]:
                 # Waited here rather than in the handler, so other requests are answered meanwhile.
                 await asyncio.sleep(pending[0])
-        await _send_reply(send, reply, request_id, client_request_id)
+        self.served.requests += 1
+        self.served.bytes_sent += await _send_reply(send, reply, request_id, client_request_id)
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -196,11 +209,18 @@ class Emulator:
             if query.expand is not None and route.op is not Op.COLLECTION:
                 # Served where this project reads with it (a list); refused elsewhere, never silently ignored.
                 raise bad_request(f"The emulator serves $expand on collection lists only, not on {request.path}.")
-            if route.op is not Op.BATCH and self.throttle is not None:
-                charge = self.throttle.charge(
-                    self._scope(route), self._cost(route, request, query), request.method in WRITE_METHODS
+            if route.op is not Op.BATCH:
+                scope = self._scope(route)
+                # throttling-limits.md: every regular identity response says its cost in x-ms-resource-unit, with
+                # or without a limit enforced; a $batch envelope costs nothing of its own, its requests do.
+                cost = self._cost(route, request, query)
+                charge_headers = (
+                    {"x-ms-resource-unit": str(cost)}
+                    if self.throttle is None
+                    else self.throttle.charge(scope, cost, request.method in WRITE_METHODS).headers
                 )
-                charge_headers = charge.headers
+                if scope is ThrottleScope.CONDITIONAL_ACCESS:
+                    self.served.paced += 1
             rule = self._pick_fault(route, request, query)
             if rule is not None:
                 request = self._inject(rule, route, request, query)
@@ -212,6 +232,11 @@ class Emulator:
                 raise self._fault(rule, route, request)
         except GraphFault as fault:
             reply = error_reply(fault, request.headers.get("client-request-id"), request_id)
+        if reply.status == 429:
+            # A throttled answer carries the throttle's headers, not a cost (throttling-limits.md).
+            self.served.throttled += 1
+            charge_headers = {}
+        self.served.resource_units += int(charge_headers.get("x-ms-resource-unit", 0))
         return Reply(reply.status, reply.body, {**charge_headers, **reply.headers}, reply.text)
 
     def _pick_fault(self, route: Route, request: Request, query: Query) -> FaultRule | None:
@@ -275,7 +300,7 @@ class Emulator:
 _INVALID_JSON = object()
 
 
-async def _send_reply(send: Callable, reply: Reply, request_id: str, client_request_id: str | None) -> None:
+async def _send_reply(send: Callable, reply: Reply, request_id: str, client_request_id: str | None) -> int:
     headers = [
         (b"request-id", request_id.encode()),
         (b"client-request-id", (client_request_id or request_id).encode()),
@@ -292,3 +317,4 @@ async def _send_reply(send: Callable, reply: Reply, request_id: str, client_requ
     headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+    return len(payload)

@@ -114,7 +114,6 @@ class Throttle:
                         "x-ms-throttle-information": "ResourceUnitLimitExceeded"
                         if not is_write
                         else "WriteLimitExceeded",
-                        "x-ms-resource-unit": str(cost),
                     },
                 )
             self.units.add(cost, now)

@@ -100,6 +100,13 @@ def check_graph_url(graph_url: str) -> str:
     return url
 
 
+def _units(status: int, headers: Mapping[str, str]) -> int:
+    """The resource units Graph charged for one answer: its x-ms-resource-unit, which only a regular (not a
+    throttled) response carries (throttling-limits.md); a `$batch` envelope has none, its requests do."""
+    value = headers.get("x-ms-resource-unit", "") if status != 429 else ""
+    return int(value) if value.isdigit() else 0
+
+
 def _error_from(method: str, url: str, response: GraphResponse) -> GraphError:
     code, message = None, response.content[:200].decode("utf-8", "replace")
     try:
@@ -205,7 +212,7 @@ class GraphClient:
                         ) from None
                     response = None
             if response is not None:
-                self.counters.resource_units += int(response.headers.get("x-ms-resource-unit", "1") or 1)
+                self.counters.resource_units += _units(response.status, response.headers)
                 if response.status < 400 or response.status in accept:
                     return response
                 retryable = response.status == 429 or (response.status in RETRY_STATUSES and method in IDEMPOTENT)
@@ -338,7 +345,7 @@ class GraphClient:
         answers: dict[str, GraphResponse] = {}
         for item in envelope.get("responses", []):
             headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
-            self.counters.resource_units += int(headers.get("x-ms-resource-unit", "1") or 1)
+            self.counters.resource_units += _units(int(item.get("status", 0)), headers)
             payload = item.get("body")
             content = (
                 b""

@@ -115,15 +115,20 @@ class _Reader:
     async def counted_collection(self, rtype: ResourceType) -> list[dict[str, Any]]:
         """A top-level collection, with its count asked for alongside when someone watches (one request).
 
-        The count runs beside the read and is dropped when the read is done first: it never holds the read up.
+        The count runs beside the read, and is awaited after it rather than dropped: a request dropped in flight
+        is still answered and charged by Graph, and the run's resource units would no longer be what Graph counted.
         """
         assert rtype.collection is not None
         counting = asyncio.create_task(self.count(rtype)) if rtype.countable and self.progress.wants_totals else None
         try:
-            return await self.collection(rtype, rtype.collection, rtype.select, rtype.name)
-        finally:
+            found = await self.collection(rtype, rtype.collection, rtype.select, rtype.name)
+        except BaseException:
             if counting is not None:
                 counting.cancel()
+            raise
+        if counting is not None:
+            await counting
+        return found
 
     async def per_parent(
         self, rtype: ResourceType, paths: dict[str, str], select: tuple[str, ...], label: str
