@@ -449,10 +449,10 @@ def _wait_for(path_test: Callable[[], bool], process: subprocess.Popen[str], wha
 @pytest.mark.parametrize(
     ("point", "signum"),
     [
-        ("scratch", signal.SIGINT),
+        ("objects", signal.SIGINT),
         ("moving", signal.SIGTERM),
         ("moving", signal.SIGKILL),
-        ("scratch", signal.SIGKILL),
+        ("objects", signal.SIGKILL),
     ],
 )
 def test_a_snapshot_interrupted_while_writing_leaves_the_old_state_or_the_new_backup(
@@ -462,9 +462,18 @@ def test_a_snapshot_interrupted_while_writing_leaves_the_old_state_or_the_new_ba
     first = run("snapshot", "--repo", repo, "--graph-url", synthetic_url, "--type", "organization")
     assert first.exit_code == 0, first.output
     before = holdings(repo)
-    marker = repo / ".git" / "entra-gitops" / ("tmp" if point == "scratch" else "worktree-pending.json")
+    packs = repo / ".git" / "objects" / "pack"
+    packed = set(packs.iterdir())
+    marker = repo / ".git" / "entra-gitops" / "worktree-pending.json"
+
+    def reached() -> bool:
+        if point == "moving":
+            return marker.exists()
+        # git fast-import is writing the new objects: its temporary pack, or the pack it just finished.
+        return any(p.name.startswith("tmp_pack_") or p not in packed for p in packs.iterdir())
+
     process = start("snapshot", "--repo", repo, "--graph-url", synthetic_url)
-    _wait_for(marker.exists, process, f"the {point} phase")
+    _wait_for(reached, process, f"the {point} phase")
     os.killpg(process.pid, signum)
     process.communicate(timeout=120)
     after = holdings(repo)

@@ -183,10 +183,15 @@ def test_a_dirty_tenant_state_is_refused_with_the_reason(tmp_path: Path) -> None
     app = create_emulator("demo")
     store = new_repo(tmp_path / "state")
     snap(app, store)
+    before = refs(store)
     edited = next((store.root / "tenant-state/users").iterdir())
     edited.write_text(edited.read_text() + "jobTitle: hand-edited\n")
+    user = next(iter(app.tenant.objects(REGISTRY.get("user")).values()))
+    app.tenant.update(REGISTRY.get("user"), user, {"city": "Bergen"})  # something to commit, were it allowed
     with pytest.raises(RepositoryError, match="uncommitted changes"):
         snap(app, store, T0 + dt.timedelta(hours=1))
+    assert refs(store) == before
+    assert edited.read_text().endswith("jobTitle: hand-edited\n")  # the edit is still there
 
 
 @pytest.mark.slow

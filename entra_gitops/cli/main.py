@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from entra_gitops import __version__
 from entra_gitops.cli.boundary import INTERRUPTED, Commands
-from entra_gitops.cli.demo import demo_command
-from entra_gitops.cli.emulator import emulator_command
-from entra_gitops.cli.fleet import fleet_matrix_command
-from entra_gitops.cli.fmt import fmt_command
-from entra_gitops.cli.history import history_command
 from entra_gitops.cli.output import colour_refused
-from entra_gitops.cli.recovery import apply_command, plan_command
-from entra_gitops.cli.report import diff_command, validate_command
-from entra_gitops.cli.show import show_command
-from entra_gitops.cli.snapshot import backups_command, snapshot_command, unlock_command
-from entra_gitops.cli.workflow import drift_command, init_command, permissions_command
 from entra_gitops.model.errors import ExitCode
 from entra_gitops.state import signals
 
+# Each command's module, imported only when that command runs or a help page lists it: a command starts
+# without importing every other command's dependencies.
+COMMANDS = {
+    "snapshot": "entra_gitops.cli.snapshot:snapshot_command",
+    "backups": "entra_gitops.cli.snapshot:backups_command",
+    "unlock": "entra_gitops.cli.snapshot:unlock_command",
+    "diff": "entra_gitops.cli.report:diff_command",
+    "validate": "entra_gitops.cli.report:validate_command",
+    "fmt": "entra_gitops.cli.fmt:fmt_command",
+    "plan": "entra_gitops.cli.recovery:plan_command",
+    "show": "entra_gitops.cli.show:show_command",
+    "apply": "entra_gitops.cli.recovery:apply_command",
+    "history": "entra_gitops.cli.history:history_command",
+    "demo": "entra_gitops.cli.demo:demo_command",
+    "emulator": "entra_gitops.cli.emulator:emulator_command",
+    "init": "entra_gitops.cli.workflow:init_command",
+    "drift": "entra_gitops.cli.workflow:drift_command",
+    "permissions": "entra_gitops.cli.workflow:permissions_command",
+    "fleet-matrix": "entra_gitops.cli.fleet:fleet_matrix_command",
+}
 
-@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyCommands(Commands):
+    """The command group, loading a command's module the first time it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert command.name == cmd_name, f"{COMMANDS[cmd_name]} is named {command.name}"
+            self.add_command(command)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyCommands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="entra-gitops")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option(
@@ -43,27 +70,6 @@ def cli(ctx: click.Context, debug: bool, no_color: bool) -> None:
     ctx.obj = {"debug": debug}
     if colour_refused(no_color):
         ctx.color = False  # every command's context inherits it: click.echo then strips all styles
-
-
-for command in (
-    snapshot_command,
-    backups_command,
-    unlock_command,
-    diff_command,
-    validate_command,
-    fmt_command,
-    plan_command,
-    show_command,
-    apply_command,
-    history_command,
-    demo_command,
-    emulator_command,
-    init_command,
-    drift_command,
-    permissions_command,
-    fleet_matrix_command,
-):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

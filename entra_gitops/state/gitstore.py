@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import itertools
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +17,13 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import git
+from gitdb import IStream
 
 from entra_gitops.model import canonical
 from entra_gitops.model.errors import EntraGitopsError, StateFileError
 from entra_gitops.model.progress import Advance, counted
 from entra_gitops.state.layout import STATE_DIR
+from entra_gitops.state.trees import Entry, build_trees, parse_listing
 
 BACKUP_PREFIX = "backup/"
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -239,6 +241,12 @@ class StateRepo:
             blobs[path] = meta.split()[2]
         return blobs
 
+    def tree_listing(self, rev: str = "HEAD") -> dict[str, Entry]:
+        """Every path of `rev`'s tree, folders included, with its mode and object id (empty without commits)."""
+        if rev == "HEAD" and self.head is None:
+            return {}
+        return parse_listing(self._git("ls-tree", "-r", "-t", "-z", "--full-tree", rev))
+
     def read_files(self, rev: str, prefix: str = STATE_DIR) -> dict[str, bytes]:
         """Every file under `prefix` at `rev`, read through one `git cat-file --batch` process."""
         blobs = self.tree_blobs(rev, prefix)
@@ -377,16 +385,17 @@ class StateRepo:
         when: dt.datetime,
         advance: Advance | None = None,
         stored: Mapping[str, str] | None = None,
+        listing: Mapping[str, Entry] | None = None,
     ) -> str:
         """A commit of `change` on top of HEAD, in git's object store only: no ref, index or file moves.
 
         A written path missing from `files` takes the blob `stored` names, which git holds already (an
-        unchanged object of an earlier backup).
+        unchanged object of an earlier backup). `listing` is HEAD's tree listing when the caller has it.
 
         Changed blobs go in through one `git fast-import` stream (`advance`, when given, is told how many more
-        files git was given as it reads them); the tree is built in a scratch index (HEAD's tree plus the
-        change) and committed with commit-tree. (fast-import could commit too, but it inserts tree entries
-        one by one and takes minutes for a folder of 100,000 files.)
+        files git was given as it reads them); the trees are HEAD's listing patched with the change, and only
+        the folders it touches are written (trees.py), then committed with commit-tree. (fast-import could
+        commit too, but it inserts tree entries one by one and takes minutes for a folder of 100,000 files.)
         """
         parent = self.head
         written = change.added + change.modified
@@ -394,14 +403,15 @@ class StateRepo:
         blobs = (b"blob\n" + _fast_import_data(files[path]) for path in counted(new, advance, every=500))
         self._git("fast-import", "--quiet", "--done", stdin=itertools.chain(blobs, [b"done\n"]))
         known = stored or {}
-        entries = [f"100644 {blob_id(files[p]) if p in files else known[p]}\t{p}\n" for p in written]
-        entries += [f"0 {'0' * 40}\t{p}\n" for p in change.removed]
-        with tempfile.TemporaryDirectory(prefix="index-", dir=self._scratch()) as scratch:
-            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-            if parent:
-                self._git("read-tree", parent, env=index)
-            self._git("update-index", "--add", "--remove", "--index-info", stdin="".join(entries).encode(), env=index)
-            tree = self._git("write-tree", env=index).strip()
+        ids = {p: known[p] if p in known else blob_id(files[p]) for p in written}
+        built = build_trees(
+            (self.tree_listing() if listing is None else listing) if parent else {}, ids, change.removed
+        )
+        for object_id, content in built.objects:
+            written_id = self.repo.odb.store(IStream(b"tree", len(content), io.BytesIO(content))).hexsha.decode()
+            if written_id != object_id:
+                raise RepositoryError(f"git stored tree {written_id} for what hashes as {object_id}: nothing moved")
+        tree = built.root
         parents = ["-p", parent] if parent else []
         return self._git("commit-tree", tree, *parents, "-F", "-", stdin=message.encode(), env=_stamp(when)).strip()
 

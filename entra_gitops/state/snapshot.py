@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections import Counter
@@ -37,6 +38,7 @@ from entra_gitops.state.normalize import Redaction
 from entra_gitops.state.signals import deferred
 from entra_gitops.state.sources import normalized
 from entra_gitops.state.tenancy import check_tenant, expected_tenant
+from entra_gitops.state.trees import state_blobs
 
 
 class IncompleteReadError(EntraGitopsError):
@@ -213,7 +215,19 @@ async def take_snapshot(
     """
     watch = watched(progress)
     recovered = store.finish_interrupted()
-    dirty = store.dirty_state_files()
+    # Uncommitted edits are looked for beside the reads (git status costs in proportion to the tree); any found
+    # stop the run before anything is written, the reads cut short if they are still going.
+    dirty = asyncio.ensure_future(asyncio.to_thread(store.dirty_state_files))
+    try:
+        return await _snapshot(
+            client, store, registry, types, config, now, watch, accept_shrink, full, dirty, recovered
+        )
+    finally:
+        refuse_dirty(await dirty)
+
+
+def refuse_dirty(dirty: list[str]) -> None:
+    """Refuse a snapshot over uncommitted edits under tenant-state/, which it would overwrite."""
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise RepositoryError(
@@ -221,6 +235,21 @@ async def take_snapshot(
             hint="commit them, or discard them with "
             "'git restore --source=HEAD --staged --worktree -- tenant-state && git clean -fdq -- tenant-state'",
         )
+
+
+async def _snapshot(
+    client: GraphClient,
+    store: StateRepo,
+    registry: Registry,
+    types: tuple[ResourceType, ...],
+    config: Config,
+    now: dt.datetime,
+    watch: Progress,
+    accept_shrink: frozenset[str],
+    full: bool,
+    dirty: asyncio.Future[list[str]],
+    recovered: str | None,
+) -> SnapshotOutcome:
     clock = [time.perf_counter()]
 
     def lap() -> float:
@@ -233,11 +262,19 @@ async def take_snapshot(
     check_tenant(*expected_tenant(config, backups), tenant, client.base_url)
     bases, reasons = choose_bases(types, backups, full=full)
     # HEAD's listing, which the comparison needs, is read while Graph is: git's thread is mostly idle then.
-    listing = in_git_thread(store.tree_blobs)
+    listing = in_git_thread(store.tree_listing)
     try:
-        current = await read_current(client, store, registry, types, bases, watch)
+        reading = asyncio.ensure_future(read_current(client, store, registry, types, bases, watch))
+        await asyncio.wait((reading, dirty), return_when=asyncio.FIRST_COMPLETED)
+        if dirty.done() and dirty.result():
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            refuse_dirty(dirty.result())
+        current = await reading
+        refuse_dirty(await dirty)  # before anything is written
     finally:
-        head_blobs = await listing  # no git work outlives the read, whatever became of it
+        head_tree = await listing  # no git work outlives the read, whatever became of it
+    head_blobs = state_blobs(head_tree)
     trees, read, refused = current.trees, current.read, current.refused
     reasons = {**reasons, **refused}
     links = dict(current.links)
@@ -277,7 +314,7 @@ async def take_snapshot(
     commit = store.head
     if not change.empty:
         watch.phase("commit", len(change.added) + len(change.modified), "files")
-        commit = store.write_commit(files, change, message, now, watch.advance, stored=blobs)
+        commit = store.write_commit(files, change, message, now, watch.advance, stored=blobs, listing=head_tree)
     assert commit is not None
     name = _free_name(store, now)
     links.update({name: tree.next_link for name, tree in trees.items()})
@@ -309,7 +346,7 @@ async def take_snapshot(
         change=change,
         changes_by_type=by_type,
         pruned=tuple(pruned),
-        stats=read.stats,
+        stats=client.stats,  # the whole run's, tenant check included: concurrent reads each saw only a part
         redactions=(*normal.redactions, *(r for tree in trees.values() for r in tree.redactions)),
         seconds=MappingProxyType({"read": read_seconds, "normalize": render_seconds, "write": write_seconds}),
         notes=tuple(notes),
