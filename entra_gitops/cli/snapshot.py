@@ -104,6 +104,7 @@ def snapshot_document(outcome: SnapshotOutcome, elapsed: float) -> dict[str, Any
             "throttled": stats.throttled,
             "bytes": stats.bytes_read,
             "seconds": round(elapsed, 3),
+            "phases": {phase: round(seconds, 3) for phase, seconds in outcome.seconds.items()},
         },
     }
 
