@@ -543,13 +543,18 @@ class StateRepo:
 
     def commit_files(self, files: Mapping[str, bytes], message: str, when: dt.datetime) -> str:
         """Add or replace a few files (recovery history) in one commit on the current branch."""
-        current = self.tree_blobs(prefix=".")
+        listing = self.tree_listing()
+        current = {path: listing[path].object_id for path in files if path in listing}
         change = TreeChange(
             added=tuple(sorted(p for p in files if p not in current)),
             modified=tuple(sorted(p for p in files if p in current and current[p] != blob_id(files[p]))),
             removed=(),
         )
-        return self.commit_change(files, change, message, when) if not change.empty else str(self.head)
+        if change.empty:
+            return str(self.head)
+        new = self.write_commit(files, change, message, when, listing=listing)
+        self.publish(new)
+        return new
 
     def tag(self, name: str, commit: str, message: str) -> None:
         self._git("tag", "-a", name, "-m", message, commit)

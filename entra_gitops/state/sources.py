@@ -228,22 +228,26 @@ def partial_source_state(
     wanted = {
         object_path(registry.get(name), object_id, lifecycle) for name, object_id in keys for lifecycle in Lifecycle
     }
-    files = store.read_paths(source.commit, wanted)
-    whole = [t for t in registry if t.name not in partial]
-    for prefix in type_prefixes(whole):
-        files.update(
-            store.read_files(source.commit, prefix)
-            if prefix.endswith("/")
-            else store.read_paths(source.commit, {prefix})
-        )
+    # One listing of the tree gives the blobs to read (one cat-file, by id) and each folder's count below.
+    listing = store.tree_blobs(source.commit)
+    prefixes = type_prefixes([t for t in registry if t.name not in partial])
+    folders_whole = tuple(p for p in prefixes if p.endswith("/"))
+    files_whole = {p for p in prefixes if not p.endswith("/")}
+    chosen = {
+        path: blob
+        for path, blob in listing.items()
+        if path in wanted or path in files_whole or path.startswith(folders_whole)
+    }
+    contents = store.read_blobs(chosen.values())
+    files = {path: contents[blob] for path, blob in chosen.items()}
     if source.kind is SourceKind.DESIRED:
         problems = check_files(registry, files, paths)
         if problems:
             raise InvalidStateError(problems)
     state = load_state(registry, files, source.types)
-    # One listing of the tree counts every folder's active files: a name per file, no file parsed.
+    # Every folder's active files counted from the listing: a name per file, no file parsed.
     folders: Counter[str] = Counter()
-    for path in store.tree_blobs(source.commit):
+    for path in listing:
         folder, _, name = path[len(STATE_DIR) + 1 :].partition("/")
         if name.endswith(SUFFIX) and "/" not in name:
             folders[folder] += 1
