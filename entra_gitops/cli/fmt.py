@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from entra_gitops.cli.options import format_option
-from entra_gitops.cli.report import show_problems, state_files, state_relative
+from entra_gitops.cli.validate import show_problems, state_files, state_relative
 from entra_gitops.model.errors import ExitCode
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.textsafe import json_text, printable

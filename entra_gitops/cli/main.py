@@ -20,7 +20,7 @@ COMMANDS = {
     "backups": "entra_gitops.cli.snapshot:backups_command",
     "unlock": "entra_gitops.cli.snapshot:unlock_command",
     "diff": "entra_gitops.cli.report:diff_command",
-    "validate": "entra_gitops.cli.report:validate_command",
+    "validate": "entra_gitops.cli.validate:validate_command",
     "fmt": "entra_gitops.cli.fmt:fmt_command",
     "plan": "entra_gitops.cli.recovery:plan_command",
     "show": "entra_gitops.cli.show:show_command",

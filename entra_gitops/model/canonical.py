@@ -345,7 +345,14 @@ class _Mapping:
 
 
 def load(data: bytes | str, source: str, *, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
-    """Read one state file strictly: a mapping of JSON-like values, or StateFileError(source, line, column, ...).
+    """Read one state file strictly: `read`'s value."""
+    return read(data, source, max_bytes=max_bytes)[0]
+
+
+def read(data: bytes | str, source: str, *, max_bytes: int = MAX_BYTES) -> tuple[dict[str, Any], bool]:
+    """Read one state file strictly, and say whether its text is exactly what `dump` writes for its value.
+
+    Read strictly: a mapping of JSON-like values, or StateFileError(source, line, column, ...).
 
     Refused: invalid UTF-8 or YAML, more than `max_bytes` bytes, nesting deeper than MAX_DEPTH, a top level that
     is not a mapping, more than one document, directives, tags, anchors, aliases, duplicate keys, keys that are
@@ -373,8 +380,18 @@ def load(data: bytes | str, source: str, *, max_bytes: int = MAX_BYTES) -> dict[
         raise StateFileError(source, 1, 1, f"file is {size} bytes, more than the limit of {max_bytes} bytes")
     canonical = _read_canonical(text)
     if canonical is not None:
-        return canonical
-    return _build(_events(text, source), source)
+        return canonical, True
+    return _build(_events(text, source), source), False
+
+
+def same_form(a: Any, b: Any) -> bool:
+    """Whether `dump` writes `a` and `b` alike: the same keys in the same order, equal values of the same types
+    (True is not 1 here, nor 1 1.0), lists and tuples alike, and any mapping as a mapping."""
+    if isinstance(a, Mapping):
+        return isinstance(b, Mapping) and list(a) == list(b) and all(same_form(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(same_form, a, b))
+    return type(a) is type(b) and a == b
 
 
 def _read_canonical(text: str) -> dict[str, Any] | None:

@@ -81,7 +81,7 @@ def _examine(registry: Registry, path: str, content: bytes) -> tuple[list[Proble
         message = "not a state file: expected tenant-state/<folder>/<id>.yaml or a singleton's file"
         return [Problem(path, 1, 1, message)], None
     try:
-        data = canonical.load(content, path)
+        data, exact = canonical.read(content, path)
     except StateFileError as err:
         return [Problem(path, err.line, err.column, err.message)], None
     problems = list(_schema_problems(where.rtype, path, content, data))
@@ -107,7 +107,10 @@ def _examine(registry: Registry, path: str, content: bytes) -> tuple[list[Proble
                 "remove it by hand",
             )
         )
-    return problems, None if redactions else canonical.dump(normalized)
+    if redactions:
+        return problems, None
+    # A file read as exactly what dump writes, whose value normalizing leaves as it is, is its own canonical form.
+    return problems, content if exact and canonical.same_form(normalized, data) else canonical.dump(normalized)
 
 
 def check_file(registry: Registry, path: str, content: bytes) -> Iterator[Problem]:
