@@ -419,9 +419,10 @@ def difference_report(
         if type_name not in wanted_types or (wanted_ids and object_id not in wanted_ids):
             continue
         compared += 1
-        found = _classify(
-            registry.get(type_name), backup.get(type_name, object_id), current.get(type_name, object_id), now
-        )
+        was, now_is = backup.get(type_name, object_id), current.get(type_name, object_id)
+        if was is not None and was == now_is:
+            continue  # the same lifecycle and value on both sides: nothing to classify
+        found = _classify(registry.get(type_name), was, now_is, now)
         if found is not None:
             changes.append(found)
     if not wanted_ids:
