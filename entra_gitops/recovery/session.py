@@ -30,7 +30,7 @@ from entra_gitops.report.diff import DifferenceReport, ReportScope, difference_r
 from entra_gitops.report.view import attributed, report_ids
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.incremental import current_state
-from entra_gitops.state.layout import object_path
+from entra_gitops.state.layout import object_path, parsed_once
 from entra_gitops.state.sources import (
     PartialState,
     Source,
@@ -148,6 +148,21 @@ async def make_plan(
     progress: Progress | Reads | None = None,
 ) -> Checked:
     """Plan the live tenant back to `source` within `scope`, and run every guard on the result."""
+    with parsed_once():  # the live state is built on a backup's files, most of them the source's own
+        return await _make_plan(client, store, registry, config, source, scope, options, now, progress)
+
+
+async def _make_plan(
+    client: GraphClient,
+    store: StateRepo,
+    registry: Registry,
+    config: Config,
+    source: Source,
+    scope: ReportScope,
+    options: PlanOptions,
+    now: dt.datetime,
+    progress: Progress | Reads | None = None,
+) -> Checked:
     watch = watched(progress)
     tenant = await check_repository_tenant(client, store, config, registry)
     watch.phase(f"load {source.label}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, NamedTuple
 
 from entra_gitops.model import canonical
 from entra_gitops.model.errors import StateFileError
@@ -75,14 +77,34 @@ def locate(registry: Registry, path: str) -> Location | None:
     return None
 
 
+# Within `parsed_once`, a file's content is parsed once however many states hold it: a plan loads a backup and
+# the live tenant built on that same backup, whose unchanged objects are the very same files.
+_PARSED: ContextVar[dict[bytes, Any] | None] = ContextVar("parsed", default=None)
+
+
+@contextmanager
+def parsed_once() -> Iterator[None]:
+    """Share parsed file contents between the load_state calls of the block (their values are immutable)."""
+    token = _PARSED.set({})
+    try:
+        yield
+    finally:
+        _PARSED.reset(token)
+
+
 def load_state(registry: Registry, files: Mapping[str, bytes], types: frozenset[str] | None = None) -> TenantState:
     """Files of a tenant-state/ tree back into a TenantState; a file in the wrong place is an error."""
     objects: list[ObjectState] = []
+    parsed = _PARSED.get()
     for path, content in files.items():
         where = locate(registry, path)
         if where is None:
             continue
-        data = canonical.load(content, path)
+        data = parsed.get(content) if parsed is not None else None
+        if data is None:
+            data = freeze(canonical.load(content, path))
+            if parsed is not None:
+                parsed[content] = data
         object_id = data.get("id")
         if not isinstance(object_id, str):
             raise StateFileError(path, 1, 1, "the object has no string 'id'")
@@ -90,6 +112,6 @@ def load_state(registry: Registry, files: Mapping[str, bytes], types: frozenset[
             raise StateFileError(
                 path, 1, 1, f"the file name says id {where.object_id!r} but the object's id is {object_id!r}"
             )
-        objects.append(ObjectState(where.rtype.name, object_id, where.lifecycle, freeze(data)))
+        objects.append(ObjectState(where.rtype.name, object_id, where.lifecycle, data))
     read_types = types if types is not None else frozenset(t.name for t in registry)
     return TenantState.of(objects, read_types)
