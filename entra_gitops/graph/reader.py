@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from entra_gitops.graph.client import MAX_BATCH, BatchRequest, GraphClient, PageTokenExpired, batch_error
 from entra_gitops.model.errors import EntraGitopsError, GraphError, SchemaError
@@ -13,6 +13,18 @@ from entra_gitops.model.ids import graph_path
 from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.reads import TenantRead
 from entra_gitops.model.registry import LinkSpec, PropertySpec, Registry, ResourceType
+from entra_gitops.model.tenant import Lifecycle
+
+
+class RowKeeper(Protocol):
+    """What a read keeps of each object as its page comes: a smaller form of the row (normalized), or nothing
+    when the keeper has taken the object for good (nothing later in the read can need it)."""
+
+    def __call__(self, rtype: ResourceType, lifecycle: Lifecycle, row: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def forget(self, rtype: ResourceType, lifecycle: Lifecycle) -> None:
+        """The listing of `rtype`'s objects in `lifecycle` starts over: drop what was taken of it."""
+
 
 PAGE_SIZE = 999
 # query-parameters.md: an expansion of directory objects holds "a maximum of 20 items" and "has no
@@ -58,18 +70,38 @@ def owner_lists(rtype: ResourceType, link: LinkSpec) -> tuple[tuple[str, str | N
 class _Reader:
     """One concurrent read of several types through one client (and so one limiter)."""
 
-    def __init__(self, client: GraphClient, progress: Progress) -> None:
+    def __init__(self, client: GraphClient, progress: Progress, keep: RowKeeper | None = None) -> None:
         self.client = client
         self.progress = progress
+        self.keep = keep
         self.objects: dict[str, tuple[dict[str, Any], ...]] = {}
         self.deleted: dict[str, tuple[dict[str, Any], ...]] = {}
         self.links: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
 
+    def kept(self, rtype: ResourceType, lifecycle: Lifecycle, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the read holds on to of objects just listed: a page's raw rows are dropped as soon as it is kept."""
+        keep = self.keep
+        if keep is None:
+            return rows
+        return [kept for kept in (keep(rtype, lifecycle, row) for row in rows) if kept is not None]
+
     async def collection(
-        self, rtype: ResourceType, path: str, select: tuple[str, ...], label: str
+        self, rtype: ResourceType, path: str, select: tuple[str, ...], label: str, lifecycle: Lifecycle
     ) -> list[dict[str, Any]]:
-        found = await self.listed(rtype, path, {"$select": ",".join(select), "$top": PAGE_SIZE}, label)
-        self.progress.total(label, len(found))
+        listed = [0]
+
+        def each(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            listed[0] += len(page)
+            return self.kept(rtype, lifecycle, page)
+
+        def over() -> None:
+            listed[0] = 0
+            if self.keep is not None:
+                self.keep.forget(rtype, lifecycle)
+
+        params = {"$select": ",".join(select), "$top": PAGE_SIZE}
+        found = await self.listed(rtype, path, params, label, page_rows=each, restarted=over)
+        self.progress.total(label, listed[0])
         return found
 
     async def listed(
@@ -79,9 +111,12 @@ class _Reader:
         params: Mapping[str, Any],
         label: str,
         weight: Callable[[dict[str, Any]], int] = lambda _: 1,
+        page_rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+        restarted: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Every row of a paged list; `weight` is what a row counts for on the progress display (its expanded
-        children, say). A next-page token that expires midway starts the list over once, from its first page."""
+        children, say), `page_rows` what is kept of each page's rows. A next-page token that expires midway
+        starts the list over once, from its first page (`restarted` is told)."""
         self.progress(label, 0)  # begun: a display shows the type at once, before its first page
         for attempt in (1, 2):
             found: list[dict[str, Any]] = []
@@ -89,8 +124,8 @@ class _Reader:
             try:
                 async for page in self.client.pages(path, params, scope=rtype.throttle_scope):
                     value = page.get("value", [])
-                    found.extend(value)
                     counted = sum(map(weight, value))
+                    found.extend(page_rows(value) if page_rows is not None else value)
                     reported += counted
                     self.progress(label, counted)
                 return found
@@ -98,6 +133,8 @@ class _Reader:
                 self.progress(label, -reported)
                 if attempt == 2:
                     raise
+                if restarted is not None:
+                    restarted()
         raise AssertionError("unreachable")
 
     async def count(self, rtype: ResourceType) -> None:
@@ -121,7 +158,7 @@ class _Reader:
         assert rtype.collection is not None
         counting = asyncio.create_task(self.count(rtype)) if rtype.countable and self.progress.wants_totals else None
         try:
-            found = await self.collection(rtype, rtype.collection, rtype.select, rtype.name)
+            found = await self.collection(rtype, rtype.collection, rtype.select, rtype.name, Lifecycle.ACTIVE)
         except BaseException:
             if counting is not None:
                 counting.cancel()
@@ -172,14 +209,15 @@ class _Reader:
         if full:
             self.progress(rtype.name, -sum(len(children[p]) for p in full))
             children.update(await self.per_parent(rtype, full, rtype.select, rtype.name))
-        self.objects[rtype.name] = tuple(obj for items in children.values() for obj in items)
-        self.progress.total(rtype.name, len(self.objects[rtype.name]))
+        listed = [o for items in children.values() for o in items]
+        self.progress.total(rtype.name, len(listed))
+        self.objects[rtype.name] = tuple(self.kept(rtype, Lifecycle.ACTIVE, listed))
 
     async def live(self, rtype: ResourceType, parents: Mapping[str, tuple[dict[str, Any], ...]]) -> None:
         if rtype.singleton_path:
             obj = await self.client.get_json(rtype.singleton_path, scope=rtype.throttle_scope)
             obj.pop("@odata.context", None)
-            self.objects[rtype.name] = (obj,)
+            self.objects[rtype.name] = tuple(self.kept(rtype, Lifecycle.ACTIVE, [obj]))
             self.progress(rtype.name, 1)
             self.progress.total(rtype.name, 1)
         elif rtype.parent is not None:
@@ -188,7 +226,9 @@ class _Reader:
             owners = parents.get(rtype.parent.type_name, ())
             paths = {o["id"]: _fill(rtype.collection, **{param: o["id"]}) for o in owners}
             found = await self.per_parent(rtype, paths, rtype.select, rtype.name)
-            self.objects[rtype.name] = tuple(obj for items in found.values() for obj in items)
+            self.objects[rtype.name] = tuple(
+                self.kept(rtype, Lifecycle.ACTIVE, [o for items in found.values() for o in items])
+            )
         else:
             self.objects[rtype.name] = tuple(await self.counted_collection(rtype))
 
@@ -196,7 +236,8 @@ class _Reader:
         assert rtype.soft_delete is not None
         select = (*rtype.select, "deletedDateTime")
         label = f"{rtype.name} (deleted)"
-        self.deleted[rtype.name] = tuple(await self.collection(rtype, rtype.soft_delete.list_path, select, label))
+        listed = await self.collection(rtype, rtype.soft_delete.list_path, select, label, Lifecycle.SOFT_DELETED)
+        self.deleted[rtype.name] = tuple(listed)
 
     async def links_of(self, rtype: ResourceType, prop: PropertySpec) -> None:
         """Every owner's link ids: one delta pass where Graph tracks the link there, the owners' lists with the
@@ -295,6 +336,7 @@ async def read_tenant(
     progress: Progress | Reads | None = None,
     phase: str = "read",
     parents: Mapping[str, tuple[str, ...]] | None = None,
+    keep: RowKeeper | None = None,
 ) -> TenantRead:
     """Read `types` (parents of child types are read too, but only what was asked is returned).
 
@@ -302,10 +344,12 @@ async def read_tenant(
     those, and the parents themselves are not read again. A child type whose parent's list expands it is read
     through that list, which names its parents, at the same time as the other types.
     `progress` is told the `phase`, then per type (`user`, `user (deleted)`, `group.members`) how many were read.
+    `keep`, when given, turns each object into what the read holds as its page comes (the read is then
+    `normalized`); a link is read for the kept form, so the form must keep what its conditions look at.
     """
     watch = watched(progress)
     watch.phase(phase, unit="objects")
-    reader = _Reader(client, watch)
+    reader = _Reader(client, watch, keep)
     wanted = {t.name for t in types}
     names = {t.name: t for t in types}
     known = {name: tuple({"id": i} for i in ids) for name, ids in (parents or {}).items() if name not in wanted}
@@ -330,6 +374,7 @@ async def read_tenant(
         deleted=MappingProxyType(reader.deleted),
         links=MappingProxyType({k: MappingProxyType(v) for k, v in reader.links.items()}),
         stats=client.stats,
+        normalized=keep is not None,
     )
 
 

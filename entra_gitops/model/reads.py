@@ -19,12 +19,17 @@ class GraphStats(NamedTuple):
 
 @dataclass(frozen=True)
 class TenantRead:
-    """What one read returned, still in Graph's shapes: per type, live objects, deleted objects, links."""
+    """What one read returned, still in Graph's shapes: per type, live objects, deleted objects, links.
+
+    A read whose rows were normalized as their pages came (`normalized`) holds each object canonical but for its
+    links, which were read later: the rows are then a fraction of the raw pages' size.
+    """
 
     objects: Mapping[str, tuple[dict[str, Any], ...]]
     deleted: Mapping[str, tuple[dict[str, Any], ...]]
     links: Mapping[tuple[str, str], Mapping[str, tuple[str, ...]]]
     stats: GraphStats
+    normalized: bool = False
 
     def count(self, type_name: str) -> int:
         return len(self.objects.get(type_name, ()))

@@ -245,6 +245,11 @@ class ResourceType:
         """Relationship properties, read from their own Graph paths."""
         return tuple(p for p in self.properties if p.link is not None)
 
+    def reads_links_of(self, owner: Mapping[str, Any]) -> bool:
+        """Whether a full read reads any link of `owner`: every owner's where delta tracks the link, else the
+        owners its read conditions match."""
+        return any((p.link.delta and self.delta is not None) or p.link.is_read_for(owner) for p in self.links if p.link)
+
     @property
     def select(self) -> tuple[str, ...]:
         """The `$select` list that reads every exported, non-link property."""

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 from entra_gitops import __version__
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.graph.delta import DeltaChanges, DeltaTokenRejected, latest_link, links_only, read_changes
-from entra_gitops.graph.reader import read_around_delta, read_expanded_links, read_tenant
+from entra_gitops.graph.reader import RowKeeper, read_around_delta, read_expanded_links, read_tenant
 from entra_gitops.model import canonical
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.progress import Progress, Reads, watched
@@ -355,9 +355,11 @@ async def read_current(
     bases: Mapping[str, DeltaBase],
     progress: Progress | Reads | None = None,
     phase: str = "read",
+    keep: RowKeeper | None = None,
 ) -> CurrentRead:
     """Continue the delta types from their bases while the other types are read in full, at the same time; then
-    read in full the types whose token Graph refused and the children of delta types (their parents known)."""
+    read in full the types whose token Graph refused and the children of delta types (their parents known).
+    `keep` is what the full reads hold of each object as its page comes (see `read_tenant`)."""
     watch = watched(progress)
     # Children of a delta type wait for its live ids, unless the parent's own list expands them.
     children = {t.name for t in types if t.parent is not None and t.parent.type_name in bases and not t.parent.expand}
@@ -385,7 +387,7 @@ async def read_current(
         # A link taken before the full read: what changes while it runs is read again next time, never lost.
         delta_types = [t for t in group if t.delta]
         links = await asyncio.gather(*(latest_link(client, t) for t in delta_types))
-        read = await read_tenant(client, registry, group, watch, phase, parents=parents)
+        read = await read_tenant(client, registry, group, watch, phase, parents=parents, keep=keep)
         return dict(zip([t.name for t in delta_types], links, strict=True)), read
 
     async def then_the_rest() -> tuple[dict[str, TypeTree], dict[str, str], dict[str, str], TenantRead | None]:
@@ -404,6 +406,7 @@ async def read_current(
             deleted=MappingProxyType({**first.deleted, **second.deleted}),
             links=MappingProxyType({**first.links, **second.links}),
             stats=client.stats,
+            normalized=first.normalized,
         )
     return CurrentRead(MappingProxyType(trees), first, MappingProxyType(links), MappingProxyType(refused))
 

@@ -38,6 +38,12 @@ def object_path(rtype: ResourceType, object_id: str, lifecycle: Lifecycle = Life
     return f"{STATE_DIR}/{rtype.folder}/{name}"
 
 
+def active_twin(path: str) -> str:
+    """The path a soft-deleted object's file has while the object is live (a live path is its own twin)."""
+    deleted = f"{STATE_DIR}/{DELETED_DIR}/"
+    return f"{STATE_DIR}/{path[len(deleted) :]}" if path.startswith(deleted) else path
+
+
 def type_prefixes(rtypes: Iterable[ResourceType]) -> tuple[str, ...]:
     """The path prefixes that belong to `rtypes` (a singleton's file, or its folders)."""
     prefixes: list[str] = []

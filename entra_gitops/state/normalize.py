@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -131,6 +131,34 @@ def normalize_object(
     return data, tuple(normalizer.redactions)
 
 
+def normalize_row(
+    rtype: ResourceType, raw: Mapping[str, Any], lifecycle: Lifecycle
+) -> tuple[dict[str, Any], tuple[Redaction, ...]]:
+    """One object as Graph listed it, canonical but for its links (read after it: `with_links` adds them)."""
+    renames = rtype.soft_delete.renames if rtype.soft_delete and lifecycle is Lifecycle.SOFT_DELETED else {}
+    if renames:
+        # Graph rewrites a deleted user's sign-in name and gives it back on restore: keep the real one.
+        assert rtype.soft_delete is not None
+        object_id = str(raw.get("id", ""))
+        raw = {**raw, **{k: rtype.soft_delete.original(k, object_id, raw.get(k)) for k in renames if k in raw}}
+    return normalize_object(rtype, raw)
+
+
+def with_links(rtype: ResourceType, data: dict[str, Any], links: Mapping[str, Iterable[str]]) -> dict[str, Any]:
+    """A row from `normalize_row` with its links, exactly as `normalize_object` gives the object read with them."""
+    values = {name: normalized_link(rtype, name, ids) for name, ids in links.items()}
+    values = {name: value for name, value in values.items() if value is not None}
+    if not values:
+        return data
+    out: dict[str, Any] = {}
+    for prop in rtype.properties:  # the schema's key order, links in their places
+        if prop.name in values:
+            out[prop.name] = values[prop.name]
+        elif prop.name in data:
+            out[prop.name] = data[prop.name]
+    return out
+
+
 def normalized_link(rtype: ResourceType, name: str, ids: Iterable[str]) -> Any:
     """What an object's file holds for its link `name` when Graph lists `ids`: None when the file leaves it out."""
     prop = rtype.prop(name)
@@ -146,6 +174,30 @@ class Normalized(NamedTuple):
     redactions: tuple[Redaction, ...]
 
 
+def normalized_objects(
+    registry: Registry, read: TenantRead, advance: Advance | None = None
+) -> Iterator[tuple[ResourceType, Lifecycle, dict[str, Any], tuple[Redaction, ...]]]:
+    """Every object of a read, canonical with its links: (type, lifecycle, data, what was redacted in it).
+
+    Rows of a `normalized` read are only given their links; their redactions were taken as they came.
+    `advance`, when given, is told how many more objects are done as the work goes (for a progress display).
+    """
+    for lifecycle, listed in ((Lifecycle.ACTIVE, read.objects), (Lifecycle.SOFT_DELETED, read.deleted)):
+        for type_name, raws in listed.items():
+            rtype = registry.get(type_name)
+            link_maps = (
+                {p.name: read.links.get((type_name, p.name), MappingProxyType({})) for p in rtype.links}
+                if lifecycle is Lifecycle.ACTIVE
+                else {}
+            )
+            for raw in counted(raws, advance):
+                data, found = (raw, ()) if read.normalized else normalize_row(rtype, raw, lifecycle)
+                if link_maps:
+                    object_id = str(raw.get("id", ""))
+                    data = with_links(rtype, data, {name: m.get(object_id, ()) for name, m in link_maps.items()})
+                yield rtype, lifecycle, data, found
+
+
 def normalize_read(registry: Registry, read: TenantRead, advance: Advance | None = None) -> Normalized:
     """Every object of a read as ObjectStates: live ones active, deleted ones soft-deleted.
 
@@ -153,25 +205,7 @@ def normalize_read(registry: Registry, read: TenantRead, advance: Advance | None
     """
     objects: list[ObjectState] = []
     redactions: list[Redaction] = []
-    for type_name, raws in read.objects.items():
-        rtype = registry.get(type_name)
-        link_maps = {p.name: read.links.get((type_name, p.name), MappingProxyType({})) for p in rtype.links}
-        for raw in counted(raws, advance):
-            object_id = str(raw.get("id", ""))
-            links = {name: members.get(object_id, ()) for name, members in link_maps.items()}
-            data, found = normalize_object(rtype, raw, links)
-            redactions.extend(found)
-            objects.append(ObjectState(type_name, data.get("id", object_id), Lifecycle.ACTIVE, freeze(data)))
-    for type_name, raws in read.deleted.items():
-        rtype = registry.get(type_name)
-        renames = rtype.soft_delete.renames if rtype.soft_delete else {}
-        for raw in counted(raws, advance):
-            if renames:
-                # Graph rewrites a deleted user's sign-in name and gives it back on restore: keep the real one.
-                object_id = str(raw.get("id", ""))
-                assert rtype.soft_delete is not None
-                raw = {**raw, **{k: rtype.soft_delete.original(k, object_id, raw.get(k)) for k in renames if k in raw}}
-            data, found = normalize_object(rtype, raw)
-            redactions.extend(found)
-            objects.append(ObjectState(type_name, data.get("id", ""), Lifecycle.SOFT_DELETED, freeze(data)))
+    for rtype, lifecycle, data, found in normalized_objects(registry, read, advance):
+        redactions.extend(found)
+        objects.append(ObjectState(rtype.name, data.get("id", ""), lifecycle, freeze(data)))
     return Normalized(TenantState.of(objects, frozenset(read.objects)), tuple(redactions))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,7 +20,6 @@ from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.reads import GraphStats
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, set_tenant_id
-from entra_gitops.model.tenant import Lifecycle, TenantState
 from entra_gitops.state.gitstore import (
     Backup,
     RepositoryError,
@@ -33,10 +31,10 @@ from entra_gitops.state.gitstore import (
     parse_backup,
 )
 from entra_gitops.state.incremental import choose_bases, in_git_thread, read_current, type_basis
-from entra_gitops.state.layout import locate, render_files, type_prefixes
+from entra_gitops.state.layout import locate, type_prefixes
 from entra_gitops.state.normalize import Redaction
+from entra_gitops.state.rendering import PageRenderer, render_read
 from entra_gitops.state.signals import deferred
-from entra_gitops.state.sources import normalized
 from entra_gitops.state.tenancy import check_tenant, expected_tenant
 from entra_gitops.state.trees import state_blobs
 
@@ -211,7 +209,8 @@ async def take_snapshot(
 
     A type Graph tracks by delta continues from the newest backup holding its delta link (unless `full`):
     only what changed since is read, parsed and rendered, and the tree is the one a full read would give.
-    `progress` is told each phase as it goes: read (per type), normalize, render, compare, commit, check out.
+    `progress` is told each phase as it goes: read (per type; objects are normalized and rendered as their pages
+    come), render (the objects that waited for their links), compare, commit, check out.
     """
     watch = watched(progress)
     recovered = store.finish_interrupted()
@@ -264,7 +263,10 @@ async def _snapshot(
     # HEAD's listing, which the comparison needs, is read while Graph is: git's thread is mostly idle then.
     listing = in_git_thread(store.tree_listing)
     try:
-        reading = asyncio.ensure_future(read_current(client, store, registry, types, bases, watch))
+        # Each object is normalized as its page comes, and rendered then unless a link or child of it is still to
+        # be read: the raw pages never pile up, and most objects are held only as their files' bytes.
+        rows = PageRenderer(registry)
+        reading = asyncio.ensure_future(read_current(client, store, registry, types, bases, watch, keep=rows))
         await asyncio.wait((reading, dirty), return_when=asyncio.FIRST_COMPLETED)
         if dirty.done() and dirty.result():
             reading.cancel()
@@ -279,17 +281,17 @@ async def _snapshot(
     reasons = {**reasons, **refused}
     links = dict(current.links)
     read_seconds = lap()
-    normal = normalized(registry, read, watch)
-    state = normal.state
-    counts = {**state.counts(), **{name: len(tree.live_ids) for name, tree in trees.items()}}
-    deleted = {**deleted_counts(state), **{name: tree.deleted for name, tree in trees.items() if tree.deleted}}
+    watch.phase("render", sum(map(len, read.objects.values())) + sum(map(len, read.deleted.values())), "files")
+    rendered = render_read(registry, read, watch.advance, rows)
+    del read, current  # the rows: the files are all that is needed of them now
+    files = rendered.files
+    counts = {**rendered.counts, **{name: len(tree.live_ids) for name, tree in trees.items()}}
+    deleted = {**rendered.deleted, **{name: tree.deleted for name, tree in trees.items() if tree.deleted}}
     counts = dict(sorted(counts.items()))
     deleted = dict(sorted(deleted.items()))
     previous = next((b for b in backups if b.complete), None)
     check_counts(previous, counts, deleted, config, accept_shrink)
 
-    watch.phase("render", len(state), "files")
-    files = render_files(registry, state, watch.advance)
     blobs = {path: blob_id(content) for path, content in files.items()}
     for tree in trees.values():
         files.update(tree.files)
@@ -347,16 +349,10 @@ async def _snapshot(
         changes_by_type=by_type,
         pruned=tuple(pruned),
         stats=client.stats,  # the whole run's, tenant check included: concurrent reads each saw only a part
-        redactions=(*normal.redactions, *(r for tree in trees.values() for r in tree.redactions)),
+        redactions=(*rendered.redactions, *(r for tree in trees.values() for r in tree.redactions)),
         seconds=MappingProxyType({"read": read_seconds, "normalize": render_seconds, "write": write_seconds}),
         notes=tuple(notes),
         read_by=MappingProxyType(read_by),
         full_reasons=MappingProxyType(dict(sorted(reasons.items()))),
         audit_warning=audit_warning,
     )
-
-
-def deleted_counts(state: TenantState) -> Mapping[str, int]:
-    """Soft-deleted objects per type."""
-    counted = Counter(o.type_name for o in state if o.lifecycle is Lifecycle.SOFT_DELETED)
-    return MappingProxyType(dict(sorted(counted.items())))

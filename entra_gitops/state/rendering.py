@@ -1,0 +1,111 @@
+"""A read straight to its canonical files, with no TenantState between, page by page: the snapshot's path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from entra_gitops.model import canonical
+from entra_gitops.model.progress import Advance
+from entra_gitops.model.reads import TenantRead
+from entra_gitops.model.registry import Registry, ResourceType
+from entra_gitops.model.tenant import Lifecycle
+from entra_gitops.state.layout import active_twin, object_path
+from entra_gitops.state.normalize import Redaction, normalize_row, normalized_objects
+
+
+class Rendered(NamedTuple):
+    """A read's files (path -> canonical bytes), its live and soft-deleted objects per type, and its redactions."""
+
+    files: dict[str, bytes]
+    counts: Mapping[str, int]
+    deleted: Mapping[str, int]
+    redactions: tuple[Redaction, ...]
+
+
+class Renderer:
+    """Files gathered object by object, per listing (a type's live or deleted list), in whatever order they come."""
+
+    def __init__(self) -> None:
+        self._listings: dict[tuple[str, Lifecycle], dict[str, bytes]] = {}
+        self._redactions: dict[tuple[str, Lifecycle], list[Redaction]] = {}
+
+    def add(
+        self, rtype: ResourceType, lifecycle: Lifecycle, data: Mapping[str, Any], found: tuple[Redaction, ...] = ()
+    ) -> None:
+        """One normalized object; a second one at the same path replaces the first, as in a TenantState."""
+        path = object_path(rtype, str(data.get("id", "")), lifecycle)
+        self._listings.setdefault((rtype.name, lifecycle), {})[path] = canonical.dump(data)
+        self.add_redactions(rtype, lifecycle, found)
+
+    def add_redactions(self, rtype: ResourceType, lifecycle: Lifecycle, found: tuple[Redaction, ...]) -> None:
+        """Redactions made in an object of that listing (one rendered later from its kept row, say)."""
+        if found:
+            self._redactions.setdefault((rtype.name, lifecycle), []).extend(found)
+
+    def forget(self, rtype: ResourceType, lifecycle: Lifecycle) -> None:
+        """A listing starts over (its page token expired): what it gave so far is dropped, as the read drops it."""
+        self._listings.pop((rtype.name, lifecycle), None)
+        self._redactions.pop((rtype.name, lifecycle), None)
+
+    def rendered(self, types: Iterable[str]) -> Rendered:
+        """The files of `types`, one per object: an object deleted while the read ran was listed live and then
+        deleted, and only its deleted file is kept (a TenantState keeps the deleted one: it is read last)."""
+        wanted = set(types)
+        for (name, lifecycle), deleted in self._listings.items():
+            live = self._listings.get((name, Lifecycle.ACTIVE))
+            if lifecycle is Lifecycle.SOFT_DELETED and live:
+                for path in deleted:
+                    live.pop(active_twin(path), None)
+        files: dict[str, bytes] = {}
+        counts = {name: 0 for name in sorted(wanted)}
+        deleted_counts: dict[str, int] = {}
+        for (name, lifecycle), listing in sorted(self._listings.items(), key=lambda item: item[0][1].value):
+            if name not in wanted:
+                continue  # a parent type, read only for its children's sake
+            (counts if lifecycle is Lifecycle.ACTIVE else deleted_counts)[name] = len(listing)
+            files.update(listing)
+            listing.clear()  # the bytes now live in `files` alone, and the listing's table is freed at once
+        redactions = tuple(sorted(r for (name, _), found in self._redactions.items() if name in wanted for r in found))
+        return Rendered(
+            files,
+            MappingProxyType(counts),
+            MappingProxyType(dict(sorted((n, c) for n, c in deleted_counts.items() if c))),
+            redactions,
+        )
+
+
+class PageRenderer:
+    """A read's row keeper that normalizes each object as its page comes and renders at once every object nothing
+    later in the read can need (no link of it is read, no child type hangs off its type): those pages are never
+    held, only their files. What it keeps, render_read finishes with its links."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.renderer = Renderer()
+        self._parents = frozenset(t.parent.type_name for t in registry if t.parent is not None)
+
+    def __call__(self, rtype: ResourceType, lifecycle: Lifecycle, raw: dict[str, Any]) -> dict[str, Any] | None:
+        data, found = normalize_row(rtype, raw, lifecycle)
+        if lifecycle is Lifecycle.ACTIVE and (rtype.name in self._parents or rtype.reads_links_of(data)):
+            self.renderer.add_redactions(rtype, lifecycle, found)
+            return data
+        self.renderer.add(rtype, lifecycle, data, found)
+        return None
+
+    def forget(self, rtype: ResourceType, lifecycle: Lifecycle) -> None:
+        self.renderer.forget(rtype, lifecycle)
+
+
+def render_read(
+    registry: Registry, read: TenantRead, advance: Advance | None = None, pages: PageRenderer | None = None
+) -> Rendered:
+    """Every object of `read` as the file a snapshot commits: the same bytes `render_files` gives for its state.
+
+    `pages` is the keeper the read was taken with (what it rendered already joins what the read kept). Nothing
+    is frozen or kept but the bytes: at a million objects the states would cost more than the files.
+    """
+    renderer = pages.renderer if pages is not None else Renderer()
+    for rtype, lifecycle, data, found in normalized_objects(registry, read, advance):
+        renderer.add(rtype, lifecycle, data, found)
+    return renderer.rendered(read.objects)
