@@ -26,6 +26,7 @@ COMMAND_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_G
 
 
 PAUSE_SECONDS = 1.5
+ANSWER_SECONDS = 600  # a churn of 1% of a million-user tenant takes a while
 
 
 class Served(NamedTuple):
@@ -97,11 +98,16 @@ class Emulated(NamedTuple):
     conn: Connection
 
     def served(self) -> Served:
-        self.conn.send("served")
-        return self.conn.recv()
+        return self.ask("served")
 
     def churn(self) -> int:
-        self.conn.send("churn")
+        return self.ask("churn")
+
+    def ask(self, what: str) -> Any:
+        """The emulator's answer, or an error once it has stopped answering (it died: the pipe never closes)."""
+        self.conn.send(what)
+        if not self.conn.poll(ANSWER_SECONDS):
+            raise RuntimeError(f"the emulator gave no answer to {what!r} within {ANSWER_SECONDS} s")
         return self.conn.recv()
 
 
