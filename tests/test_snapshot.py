@@ -23,7 +23,7 @@ from entra_gitops.model import canonical
 from entra_gitops.model.errors import GraphError
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config
-from entra_gitops.state.gitstore import RepositoryError, StateRepo
+from entra_gitops.state.gitstore import BlobWriter, RepositoryError, StateRepo
 from entra_gitops.state.paths import object_file_name
 from entra_gitops.state.snapshot import IncompleteReadError, SnapshotOutcome
 
@@ -50,6 +50,15 @@ def state_files(store: StateRepo) -> dict[str, bytes]:
 
 def refs(store: StateRepo) -> tuple[str | None, list[str]]:
     return store.head, sorted(t.name for t in store.repo.tags)
+
+
+def stored_objects(store: StateRepo) -> tuple[set[str], set[str]]:
+    """Every object in the repository's store, and the files of its pack folder."""
+    listed = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch-check=%(objectname)"],
+        cwd=store.root, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return set(listed.split()), {p.name for p in (store.root / ".git/objects/pack").iterdir()}
 
 
 # -- the happy path ---------------------------------------------------------------------------
@@ -159,9 +168,14 @@ def test_a_failed_read_makes_no_commit_and_no_tag(tmp_path: Path) -> None:
     app.faults = Faults(parse_faults("503,path=groups/delta"))
     user = next(iter(app.tenant.objects(REGISTRY.get("user")).values()))
     app.tenant.update(REGISTRY.get("user"), user, {"city": "Bergen"})
+    location = next(iter(app.tenant.objects(REGISTRY.get("namedLocation")).values()))
+    app.tenant.update(REGISTRY.get("namedLocation"), location, {"displayName": "renamed the same day"})
+    objects = stored_objects(store)
     with pytest.raises(GraphError):
         snap(app, store, T0 + dt.timedelta(hours=1))
     assert refs(store) == before
+    # The renamed location's file went into the object store as it was rendered, and out again with the failure.
+    assert stored_objects(store) == objects
     assert store.dirty_state_files() == []
 
 
@@ -174,9 +188,14 @@ def test_a_type_that_suddenly_reads_empty_is_a_failed_read(tmp_path: Path) -> No
     for user_id in list(app.tenant.objects(users)):
         app.tenant.delete(users, user_id)
         app.tenant.purge(users, user_id)
+    # A type read in full (no delta): its changed file goes into the object store as it is rendered.
+    location = next(iter(app.tenant.objects(REGISTRY.get("namedLocation")).values()))
+    app.tenant.update(REGISTRY.get("namedLocation"), location, {"displayName": "renamed the same day"})
+    objects = stored_objects(store)
     with pytest.raises(IncompleteReadError, match="suspect read.*user: 0 read, backup 20261121T230000Z had 32"):
         snap(app, store, T0 + dt.timedelta(hours=1))
     assert refs(store) == before
+    assert stored_objects(store) == objects  # the refused read's blobs were never kept
 
 
 def test_a_dirty_tenant_state_is_refused_with_the_reason(tmp_path: Path) -> None:
@@ -192,6 +211,21 @@ def test_a_dirty_tenant_state_is_refused_with_the_reason(tmp_path: Path) -> None
         snap(app, store, T0 + dt.timedelta(hours=1))
     assert refs(store) == before
     assert edited.read_text().endswith("jobTitle: hand-edited\n")  # the edit is still there
+
+
+def test_blobs_written_as_rendered_are_in_the_store_once_finished_and_gone_when_aborted(tmp_path: Path) -> None:
+    store = new_repo(tmp_path / "state")
+    objects = stored_objects(store)
+    kept = BlobWriter(store)
+    ids = [kept(b"kept: %d\n" % n) for n in range(3)]
+    kept.finish()
+    assert store.read_blobs(ids) == {i: b"kept: %d\n" % n for n, i in enumerate(ids)}
+    dropped = BlobWriter(store)
+    gone = dropped(b"dropped\n")
+    dropped.abort()
+    after = stored_objects(store)
+    assert after[0] == objects[0] | set(ids) and gone not in after[0]
+    assert not any(name.startswith("tmp_") for name in after[1])
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -148,6 +149,68 @@ def _fed(process: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> tuple[byt
     return process.communicate()
 
 
+class BlobWriter:
+    """Blobs into git's object store as a snapshot makes them, through one `git fast-import` stream (one pack),
+    so that the run holds each object's blob id rather than its bytes.
+
+    Nothing refers to the blobs until a commit does: a run that fails after writing some leaves at most objects
+    no ref reaches, which `git gc` removes, and `abort` removes the temporary pack of a stream cut short.
+    """
+
+    def __init__(self, store: StateRepo) -> None:
+        self._store = store
+        self._process: subprocess.Popen[bytes] | None = None
+        self._packs = Path(store.repo.git_dir) / "objects" / "pack"
+        self._before: set[str] = set()
+
+    def __call__(self, content: bytes) -> str:
+        """Write `content` as a blob (once the stream is finished) and return its id."""
+        if self._process is None:
+            self._before = self._temporary()
+            self._process = self._store._git_process("fast-import", "--quiet", "--done")
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(b"blob\n" + _fast_import_data(content))
+        except BrokenPipeError:
+            self._fail()
+        return blob_id(content)
+
+    def finish(self) -> None:
+        """End the stream: every blob written is in the object store when this returns."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # git stopped reading: its exit code and errors say why
+            process.stdin.write(b"done\n")
+        _, err = process.communicate()
+        if process.returncode:
+            raise RepositoryError(f"git fast-import failed: {err.decode(errors='replace').strip()}")
+
+    def abort(self) -> None:
+        """Stop the stream without keeping anything of it (the run failed or was interrupted)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.kill()
+        process.communicate()
+        self._clean()
+
+    def _temporary(self) -> set[str]:
+        return {p.name for p in self._packs.glob("tmp_*")} if self._packs.is_dir() else set()
+
+    def _clean(self) -> None:
+        for name in self._temporary() - self._before:
+            (self._packs / name).unlink(missing_ok=True)
+
+    def _fail(self) -> None:
+        process, self._process = self._process, None
+        assert process is not None
+        _, err = process.communicate()
+        self._clean()
+        raise RepositoryError(f"git fast-import failed: {err.decode(errors='replace').strip() or 'it stopped reading'}")
+
+
 # Above this many written files a work tree follows a commit through read-tree, which is faster in bulk.
 FOLLOW_LIMIT = 20_000
 
@@ -214,6 +277,18 @@ class StateRepo:
         except git.GitCommandError as err:
             detail = (err.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
             raise RepositoryError(f"git {args[0]} failed: {detail or err}") from None
+
+    def _git_process(self, *args: str) -> subprocess.Popen[bytes]:
+        """git running with its input a pipe for the caller to write, in a session of its own (see _git)."""
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=self.root,
+            env={**os.environ, **self._identity_env()},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
 
     @property
     def head(self) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -11,13 +11,17 @@ from entra_gitops.model.progress import Advance
 from entra_gitops.model.reads import TenantRead
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.tenant import Lifecycle
+from entra_gitops.state.gitstore import blob_id
 from entra_gitops.state.layout import active_twin, object_path
 from entra_gitops.state.normalize import Redaction, normalize_row, normalized_objects
 
 
 class Rendered(NamedTuple):
-    """A read's files (path -> canonical bytes), its live and soft-deleted objects per type, and its redactions."""
+    """A read's files: path -> blob id of every one, path -> canonical bytes of those not yet in git's object store
+    (all of them unless the renderer wrote them there); its live and soft-deleted objects per type; its
+    redactions."""
 
+    blobs: dict[str, str]
     files: dict[str, bytes]
     counts: Mapping[str, int]
     deleted: Mapping[str, int]
@@ -25,10 +29,14 @@ class Rendered(NamedTuple):
 
 
 class Renderer:
-    """Files gathered object by object, per listing (a type's live or deleted list), in whatever order they come."""
+    """Files gathered object by object, per listing (a type's live or deleted list), in whatever order they come.
 
-    def __init__(self) -> None:
-        self._listings: dict[tuple[str, Lifecycle], dict[str, bytes]] = {}
+    With `write` (a BlobWriter), each file's bytes go to git's object store at once and only its blob id stays.
+    """
+
+    def __init__(self, write: Callable[[bytes], str] | None = None) -> None:
+        self._write = write
+        self._listings: dict[tuple[str, Lifecycle], dict[str, Any]] = {}  # path -> bytes, or blob id once written
         self._redactions: dict[tuple[str, Lifecycle], list[Redaction]] = {}
 
     def add(
@@ -36,7 +44,10 @@ class Renderer:
     ) -> None:
         """One normalized object; a second one at the same path replaces the first, as in a TenantState."""
         path = object_path(rtype, str(data.get("id", "")), lifecycle)
-        self._listings.setdefault((rtype.name, lifecycle), {})[path] = canonical.dump(data)
+        content = canonical.dump(data)
+        self._listings.setdefault((rtype.name, lifecycle), {})[path] = (
+            content if self._write is None else self._write(content)
+        )
         self.add_redactions(rtype, lifecycle, found)
 
     def add_redactions(self, rtype: ResourceType, lifecycle: Lifecycle, found: tuple[Redaction, ...]) -> None:
@@ -58,17 +69,23 @@ class Renderer:
             if lifecycle is Lifecycle.SOFT_DELETED and live:
                 for path in deleted:
                     live.pop(active_twin(path), None)
-        files: dict[str, bytes] = {}
+        kept: dict[str, Any] = {}
         counts = {name: 0 for name in sorted(wanted)}
         deleted_counts: dict[str, int] = {}
         for (name, lifecycle), listing in sorted(self._listings.items(), key=lambda item: item[0][1].value):
             if name not in wanted:
                 continue  # a parent type, read only for its children's sake
             (counts if lifecycle is Lifecycle.ACTIVE else deleted_counts)[name] = len(listing)
-            files.update(listing)
-            listing.clear()  # the bytes now live in `files` alone, and the listing's table is freed at once
+            kept.update(listing)
+            listing.clear()  # what it held now lives in `kept` alone, and the listing's table is freed at once
         redactions = tuple(sorted(r for (name, _), found in self._redactions.items() if name in wanted for r in found))
+        if self._write is None:
+            files: dict[str, bytes] = kept
+            blobs = {path: blob_id(content) for path, content in files.items()}
+        else:
+            files, blobs = {}, kept
         return Rendered(
+            blobs,
             files,
             MappingProxyType(counts),
             MappingProxyType(dict(sorted((n, c) for n, c in deleted_counts.items() if c))),
@@ -79,10 +96,11 @@ class Renderer:
 class PageRenderer:
     """A read's row keeper that normalizes each object as its page comes and renders at once every object nothing
     later in the read can need (no link of it is read, no child type hangs off its type): those pages are never
-    held, only their files. What it keeps, render_read finishes with its links."""
+    held, only their files (or, with `write`, their blob ids). What it keeps, render_read finishes with its
+    links."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.renderer = Renderer()
+    def __init__(self, registry: Registry, write: Callable[[bytes], str] | None = None) -> None:
+        self.renderer = Renderer(write)
         self._parents = frozenset(t.parent.type_name for t in registry if t.parent is not None)
 
     def __call__(self, rtype: ResourceType, lifecycle: Lifecycle, raw: dict[str, Any]) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, set_tenant_id
 from entra_gitops.state.gitstore import (
     Backup,
+    BlobWriter,
     RepositoryError,
     StateRepo,
     TreeChange,
@@ -148,6 +149,15 @@ def changed_objects(
     return [(type_name, object_id, display) for (type_name, object_id), display in found.items()]
 
 
+def _contents(
+    store: StateRepo, change: TreeChange, files: Mapping[str, bytes], blobs: Mapping[str, str]
+) -> Mapping[str, bytes]:
+    """The bytes of the files a change adds or modifies: held, or read back from the blobs the run wrote."""
+    stored = [p for p in (*change.added, *change.modified) if p not in files and p in blobs]
+    found = store.read_blobs(blobs[p] for p in stored)
+    return {**{p: found[blobs[p]] for p in stored}, **files}
+
+
 def actor_section(actors: tuple[ObjectActors, ...], available: bool) -> str:
     """The commit message's "Changed by" lines: per changed object, who did it according to the audit log."""
     if not actors:
@@ -217,10 +227,16 @@ async def take_snapshot(
     # Uncommitted edits are looked for beside the reads (git status costs in proportion to the tree); any found
     # stop the run before anything is written, the reads cut short if they are still going.
     dirty = asyncio.ensure_future(asyncio.to_thread(store.dirty_state_files))
+    # The files go into git's object store as they are rendered, and the run holds only their blob ids: until a
+    # commit refers to them they are nothing, and a run that stops before the stream is finished removes it.
+    writer = BlobWriter(store)
     try:
         return await _snapshot(
-            client, store, registry, types, config, now, watch, accept_shrink, full, dirty, recovered
+            client, store, registry, types, config, now, watch, accept_shrink, full, dirty, recovered, writer
         )
+    except BaseException:
+        writer.abort()
+        raise
     finally:
         refuse_dirty(await dirty)
 
@@ -248,6 +264,7 @@ async def _snapshot(
     full: bool,
     dirty: asyncio.Future[list[str]],
     recovered: str | None,
+    writer: BlobWriter,
 ) -> SnapshotOutcome:
     clock = [time.perf_counter()]
 
@@ -263,9 +280,9 @@ async def _snapshot(
     # HEAD's listing, which the comparison needs, is read while Graph is: git's thread is mostly idle then.
     listing = in_git_thread(store.tree_listing)
     try:
-        # Each object is normalized as its page comes, and rendered then unless a link or child of it is still to
-        # be read: the raw pages never pile up, and most objects are held only as their files' bytes.
-        rows = PageRenderer(registry)
+        # Each object is normalized as its page comes, and rendered and written then unless a link or child of it
+        # is still to be read: the raw pages never pile up, and most objects are held only as blob ids.
+        rows = PageRenderer(registry, writer)
         reading = asyncio.ensure_future(read_current(client, store, registry, types, bases, watch, keep=rows))
         await asyncio.wait((reading, dirty), return_when=asyncio.FIRST_COMPLETED)
         if dirty.done() and dirty.result():
@@ -283,16 +300,16 @@ async def _snapshot(
     read_seconds = lap()
     watch.phase("render", sum(map(len, read.objects.values())) + sum(map(len, read.deleted.values())), "files")
     rendered = render_read(registry, read, watch.advance, rows)
-    del read, current  # the rows: the files are all that is needed of them now
-    files = rendered.files
+    del read, current  # the rows: the blobs are all that is needed of them now
     counts = {**rendered.counts, **{name: len(tree.live_ids) for name, tree in trees.items()}}
     deleted = {**rendered.deleted, **{name: tree.deleted for name, tree in trees.items() if tree.deleted}}
     counts = dict(sorted(counts.items()))
     deleted = dict(sorted(deleted.items()))
     previous = next((b for b in backups if b.complete), None)
     check_counts(previous, counts, deleted, config, accept_shrink)
+    writer.finish()  # a suspect read has been refused, its blobs with it: these are the backup's
 
-    blobs = {path: blob_id(content) for path, content in files.items()}
+    files, blobs = rendered.files, rendered.blobs
     for tree in trees.values():
         files.update(tree.files)
         blobs.update(tree.blobs)
@@ -304,7 +321,7 @@ async def _snapshot(
     audit_warning = None
     if previous_any is not None and not change.empty:
         # Who made each change since the last backup, so `git log` and `git blame` answer "who" too.
-        changed = changed_objects(registry, change, files)
+        changed = changed_objects(registry, change, _contents(store, change, files, blobs))
         audit = await read_audit(client, previous_any.time, {i for _, i, _ in changed}, watch)
         audit_warning = audit.warning
         message += actor_section(actors_of_changes(audit.events, changed, since=previous_any.time), audit.available)
@@ -315,7 +332,8 @@ async def _snapshot(
             change, message = recorded, message + f"\n{CONFIG_FILE}: tenantId {tenant} recorded\n"
     commit = store.head
     if not change.empty:
-        watch.phase("commit", len(change.added) + len(change.modified), "files")
+        # Most files went into the object store as they were rendered; the commit writes the rest and the trees.
+        watch.phase("commit", sum(1 for p in (*change.added, *change.modified) if p in files), "files")
         commit = store.write_commit(files, change, message, now, watch.advance, stored=blobs, listing=head_tree)
     assert commit is not None
     name = _free_name(store, now)
