@@ -5,7 +5,7 @@ Faster or slower limits:                         python bench/apply.py --scale 4
 The emulator's own 150 s write window:           python bench/apply.py --window 150
 Graph-like answer times:                         python bench/apply.py --scale 1 --latency-ms 60
 
-Small applies at two sizes:                      python bench/apply.py --small 10   (2k and 100k users)
+A small recovery at two sizes, as commands:      python bench/recovery.py
 
 It prints counts, times and ratios; it asserts nothing. Everything runs in this one process: the
 emulator serves real HTTP on loopback from a thread with its throttling on, every limit multiplied
@@ -44,17 +44,15 @@ from entra_gitops.emulator.server import serve_in_background
 from entra_gitops.graph.client import connect
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import Config
-from entra_gitops.recovery import session
 from entra_gitops.recovery.apply import apply_plan
 from entra_gitops.recovery.journal import Journal, JournalEvent
 from entra_gitops.recovery.outcome import ApplyOutcome
-from entra_gitops.recovery.plan import Plan, PlanOptions, Step, Write, build_plan
+from entra_gitops.recovery.plan import Plan, Step, Write, build_plan
 from entra_gitops.recovery.recheck import read_live_for
-from entra_gitops.recovery.service import apply_checked, journal_for
-from entra_gitops.report.diff import ReportScope, difference_report
+from entra_gitops.report.diff import difference_report
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.snapshot import take_snapshot
-from entra_gitops.state.sources import backup_source, backup_state, live_state
+from entra_gitops.state.sources import backup_state, live_state
 
 REGISTRY = default_registry()
 USER = REGISTRY.get("user")
@@ -291,17 +289,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--groups", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=7, help="which objects drift")
-    parser.add_argument(
-        "--small",
-        type=int,
-        default=0,
-        help="instead: time a plan and apply of this many writes at --sizes users, side by side",
-    )
-    parser.add_argument("--sizes", default="2000,100000", help="user counts for --small, smallest first")
     args = parser.parse_args()
-    if args.small:
-        small_applies(args)
-        return
 
     spec = f"synthetic:users={args.users},groups={args.groups}"
     limit = WRITES_PER_WINDOW * args.scale / WRITE_WINDOW_SECONDS
@@ -461,70 +449,6 @@ def main() -> None:
     row("planned writes the emulator never committed", f"{server_lost:,}")
     row("differences left, backup against live, target 0", f"{len(left.changes):,}")
     sys.stdout.flush()
-
-
-async def small_apply(url: str, store: StateRepo, backup: Any, moment: dt.datetime) -> dict[str, Any]:
-    """Plan and apply as the CLI does (plan, then check_for_apply and apply_checked under the journal)."""
-    config = Config()
-    source = backup_source(backup)
-    figures: dict[str, Any] = {}
-    async with connect(url) as client:
-        started = time.perf_counter()
-        checked = await session.make_plan(
-            client, store, REGISTRY, config, source, ReportScope(types=("user",)), PlanOptions(), moment
-        )
-        figures["plan_seconds"] = time.perf_counter() - started
-        figures["plan_requests"] = client.stats.requests
-    figures["writes"] = len(checked.plan.writes)
-    async with connect(url) as client:
-        started = time.perf_counter()
-        with journal_for(store, checked.plan) as journal:
-            ready = await session.check_for_apply(client, store, REGISTRY, config, checked.plan, journal.last_events())
-            outcome = await apply_checked(client, REGISTRY, ready, journal, verify_delay=0.2)
-        figures["apply_seconds"] = time.perf_counter() - started
-        figures["apply_requests"] = client.stats.requests
-        figures["status"] = outcome.status.value
-    return figures
-
-
-async def snapshot_all(url: str, store: StateRepo, moment: dt.datetime) -> Any:
-    async with connect(url) as client:
-        return await take_snapshot(client, store, REGISTRY, tuple(REGISTRY), Config(), moment)
-
-
-def small_applies(args: argparse.Namespace) -> None:
-    """A small apply at each size under the emulator's throttle: what it costs should not grow with the tenant."""
-    sizes = [int(n) for n in args.sizes.split(",")]
-    print(f"entra-gitops small-apply benchmark: {args.small} user writes, emulator --throttle x{args.scale:g}")
-    results = []
-    for users in sizes:
-        groups = max(users // 5, 10)
-        app = create_emulator(f"synthetic:users={users},groups={groups}", throttle=True, throttle_scale=args.scale)
-        url = serve_in_background(app)
-        work = Path(tempfile.mkdtemp(prefix="entra-gitops-bench-"))
-        try:
-            store = StateRepo.open(work / "state", create=True)
-            moment = dt.datetime(2026, 11, 21, 23, 0, tzinfo=dt.UTC)
-
-            first = asyncio.run(snapshot_all(url, store, moment))
-            cloud = [u for u in app.tenant.objects(USER).values() if not u.get("onPremisesSyncEnabled")]
-            for n, user in enumerate(random.Random(args.seed).sample(cloud, args.small)):
-                app.tenant.update(USER, user, {"jobTitle": f"drifted {n}"})
-            results.append((users, asyncio.run(small_apply(url, store, first.backup, moment))))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"  {'users':>8} {'writes':>7} {'plan s':>8} {'plan req':>9} {'apply s':>8} {'apply req':>10}  status")
-    for users, f in results:
-        print(
-            f"  {users:>8,} {f['writes']:>7} {f['plan_seconds']:>8.1f} {f['plan_requests']:>9,} "
-            f"{f['apply_seconds']:>8.1f} {f['apply_requests']:>10,}  {f['status']}"
-        )
-    (small, base), (large, big) = results[0], results[-1]
-    ratio = big["apply_seconds"] / max(base["apply_seconds"], 1e-9)
-    print(
-        f"  apply at {large:,} users / at {small:,} users: {ratio:.2f}x time (target <= 2x), "
-        f"{big['apply_requests'] / max(base['apply_requests'], 1):.2f}x requests"
-    )
 
 
 if __name__ == "__main__":

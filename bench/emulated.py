@@ -72,6 +72,19 @@ def change_one_percent(app: Any) -> int:
     return changed
 
 
+def drift_users(app: Any, count: int, seed: int) -> int:
+    """Change the job title of `count` cloud users drawn with `seed`: the drift a small recovery puts back."""
+    import random
+
+    from entra_gitops.model.registry import default_registry
+
+    users = default_registry().get("user")
+    cloud = [u for u in app.tenant.objects(users).values() if not u.get("onPremisesSyncEnabled")]
+    for n, user in enumerate(random.Random(seed).sample(cloud, count)):
+        app.tenant.update(users, user, {"jobTitle": f"drifted {n}"})
+    return count
+
+
 def _serve(spec: str, throttle: bool, conn: Connection) -> None:
     from entra_gitops.emulator import create_emulator
     from entra_gitops.emulator.server import serve_in_background
@@ -87,6 +100,8 @@ def _serve(spec: str, throttle: bool, conn: Connection) -> None:
             conn.send(Served(**dataclasses.asdict(app.served)))
         elif what == "churn":
             conn.send(change_one_percent(app))
+        elif isinstance(what, tuple) and what[0] == "drift":
+            conn.send(drift_users(app, *what[1:]))
         else:
             return
 
@@ -103,7 +118,10 @@ class Emulated(NamedTuple):
     def churn(self) -> int:
         return self.ask("churn")
 
-    def ask(self, what: str) -> Any:
+    def drift(self, count: int, seed: int) -> int:
+        return self.ask(("drift", count, seed))
+
+    def ask(self, what: str | tuple[Any, ...]) -> Any:
         """The emulator's answer, or an error once it has stopped answering (it died: the pipe never closes)."""
         self.conn.send(what)
         if not self.conn.poll(ANSWER_SECONDS):
@@ -119,8 +137,12 @@ def emulated(spec: str, *, throttle: bool = True) -> Iterator[Emulated]:
     child = context.Process(target=_serve, args=(spec, throttle, theirs), daemon=True)
     child.start()
     try:
-        if not ours.poll(3600):
-            raise RuntimeError("the emulator did not start within an hour")
+        deadline = time.monotonic() + 3600
+        while not ours.poll(1):
+            if not child.is_alive():
+                raise RuntimeError(f"the emulator stopped while seeding (exit {child.exitcode}): see its traceback")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the emulator did not start within an hour")
         yield Emulated(ours.recv(), ours)
     finally:
         ours.send("stop")

@@ -14,6 +14,7 @@ resident memory. The targets of the scale work: peak memory <= 1.5 GB at 300k us
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -60,9 +61,13 @@ def measure(users: int, first_only: bool) -> list[tuple[str, Run]]:
 
 def print_row(users: int, label: str, run: Run) -> None:
     served = run.served
+    phases = ""
+    if "snapshot" in label and run.exit_code == 0:
+        timed = json.loads(run.stdout)["statistics"]["phases"]
+        phases = "  (" + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timed.items()) + ")"
     print(
         f"  | {users:,} | {label} | {run.seconds:,.1f} | {served.requests:,} | {served.resource_units:,} "
-        f"| {served.throttled} | {run.peak_mb:,.0f} MB |",
+        f"| {served.throttled} | {run.peak_mb:,.0f} MB |{phases}",
         flush=True,
     )
 

@@ -211,9 +211,12 @@ def report(
     row(f"ours: {ours_count:,} users as raw JSON pages", f"{ours_seconds:.1f} s")
     row("ratio (typed / ours), target >= 20x", f"{typed_seconds / ours_seconds:.0f}x")
     print("\nBaseline: the same files written, then git add -A && git commit")
+    # The blobs go into git during the read, as each object is rendered: what is left after it is the objects
+    # that waited for their links, the trees, the refs and the work tree.
+    ours = phases["normalize"] + phases["write"]
     row("write files, git add -A && git commit", f"{baseline_git:.1f} s")
-    row("our write", f"{phases['write']:.1f} s")
-    row("ratio (ours / git add), target <= 1.5x", f"{phases['write'] / baseline_git:.2f}x")
+    row("ours after the read (its blobs went in during it)", f"{ours:.1f} s")
+    row("ratio (ours / git add), target <= 1.5x", f"{ours / baseline_git:.2f}x")
     by_delta = sorted(n for n, how in daily_report["readBy"].items() if how == "delta")
     print(f"\nThe day after: {changed:,} objects changed (1%)")
     served_row("`diff` against live, end to end", diff)

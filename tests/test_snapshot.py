@@ -228,7 +228,19 @@ def test_blobs_written_as_rendered_are_in_the_store_once_finished_and_gone_when_
     assert not any(name.startswith("tmp_") for name in after[1])
 
 
-@pytest.mark.slow
+def test_blobs_the_store_holds_already_are_not_sent_to_git_again(tmp_path: Path) -> None:
+    store = new_repo(tmp_path / "state")
+    first = BlobWriter(store)
+    held = first(b"held\n")
+    first.finish()
+    again = BlobWriter(store)
+    again.know([held])
+    assert again(b"held\n") == held and again(b"new\n") != held
+    again.finish()
+    assert (first.sent, again.sent) == (1, 1)  # a --full read of an unchanged tenant sends git nothing
+    assert store.read_blobs([held]) == {held: b"held\n"}
+
+
 def test_an_interrupted_snapshot_leaves_earlier_backups_untouched(tmp_path: Path) -> None:
     repo = tmp_path / "state"
     with served(latency_ms=200) as (url, app):  # 200 ms an answer, so the run can be interrupted midway

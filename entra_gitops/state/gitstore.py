@@ -162,18 +162,28 @@ class BlobWriter:
         self._process: subprocess.Popen[bytes] | None = None
         self._packs = Path(store.repo.git_dir) / "objects" / "pack"
         self._before: set[str] = set()
+        self._known: frozenset[str] = frozenset()
+        self.sent = 0  # blobs given to git: what the store did not hold already
+
+    def know(self, blob_ids: Iterable[str]) -> None:
+        """Blobs the store holds already (HEAD's): content with one of these ids is not written again."""
+        self._known = frozenset(blob_ids)
 
     def __call__(self, content: bytes) -> str:
-        """Write `content` as a blob (once the stream is finished) and return its id."""
+        """Write `content` as a blob (once the stream is finished) unless the store has it; return its id."""
+        blob = blob_id(content)
+        if blob in self._known:
+            return blob
         if self._process is None:
             self._before = self._temporary()
             self._process = self._store._git_process("fast-import", "--quiet", "--done")
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(b"blob\n" + _fast_import_data(content))
+            self.sent += 1
         except BrokenPipeError:
             self._fail()
-        return blob_id(content)
+        return blob
 
     def finish(self) -> None:
         """End the stream: every blob written is in the object store when this returns."""
