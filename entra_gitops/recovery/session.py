@@ -136,6 +136,17 @@ def read_types(
     return tuple(sorted(names))
 
 
+def source_types(registry: Registry, config: Config, types: tuple[str, ...]) -> frozenset[str] | None:
+    """What a plan loads of its source: the types it reads live, and those of the protected entries (a name is
+    matched in the source too, so that renaming a protected object live cannot unprotect it); None for all."""
+    names = set(types)
+    for entry in config.safety.protected:
+        if entry.type_name is None:
+            return None  # an entry by name alone may match any type
+        names.add(entry.type_name)
+    return None if names >= set(registry.names) else frozenset(names)
+
+
 async def make_plan(
     client: GraphClient,
     store: StateRepo,
@@ -166,8 +177,9 @@ async def _make_plan(
     watch = watched(progress)
     tenant = await check_repository_tenant(client, store, config, registry)
     watch.phase(f"load {source.label}")
-    source_state = load_source(store, registry, source, changed_since_backup(store, source))
     types = read_types(registry, config, scope.types, source.types)
+    loaded = source_types(registry, config, types)
+    source_state = load_source(store, registry, source, changed_since_backup(store, source), loaded)
     live = await current_state(client, store, registry, registry.select(list(types)), watch)
     check_ids(scope, source_state, live, source.label, "the live tenant")
     watch.phase("plan and check the guards")

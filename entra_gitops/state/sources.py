@@ -91,14 +91,30 @@ def desired_source(store: StateRepo, registry: Registry, reference: str) -> Sour
     return Source(reference, commit, SourceKind.DESIRED, None, store.types_present(commit, folders))
 
 
-def load_source(store: StateRepo, registry: Registry, source: Source, paths: set[str] | None = None) -> TenantState:
-    """A source's state; a desired state's files pass `validate` first (all of them, or `paths`)."""
-    files = store.read_files(source.commit)
-    if source.kind is SourceKind.DESIRED:
-        problems = check_files(registry, files, paths)
-        if problems:
-            raise InvalidStateError(problems)
-    return load_state(registry, files, source.types)
+def load_source(
+    store: StateRepo,
+    registry: Registry,
+    source: Source,
+    paths: set[str] | None = None,
+    only: frozenset[str] | None = None,
+) -> TenantState:
+    """A source's state; a desired state's files pass `validate` first (all of them, or `paths`).
+
+    `only` limits a backup to those types: the files of the others are neither read nor parsed. A desired
+    state is always read whole, since every file of it is validated.
+    """
+    if only is None or source.kind is SourceKind.DESIRED:
+        files = store.read_files(source.commit)
+        if source.kind is SourceKind.DESIRED:
+            problems = check_files(registry, files, paths)
+            if problems:
+                raise InvalidStateError(problems)
+        return load_state(registry, files, source.types)
+    prefixes = type_prefixes(registry.select(sorted(only)))
+    blobs = {p: b for p, b in store.tree_blobs(source.commit).items() if p.startswith(prefixes)}
+    contents = store.read_blobs(blobs.values())
+    covered = (source.types if source.types is not None else frozenset(registry.names)) & only
+    return load_state(registry, {p: contents[b] for p, b in blobs.items()}, covered)
 
 
 async def live_state(
