@@ -12,11 +12,12 @@ from test_snapshot import secret_seed
 from entra_gitops.emulator import Emulator, create_emulator
 from entra_gitops.emulator.seed import SeedLoader
 from entra_gitops.graph.reader import read_tenant
+from entra_gitops.model.errors import GraphError
 from entra_gitops.model.reads import GraphStats, TenantRead
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.tenant import Lifecycle
 from entra_gitops.state.layout import render_files
-from entra_gitops.state.normalize import REDACTED, normalize_read
+from entra_gitops.state.normalize import REDACTED, normalize_read, normalize_row
 from entra_gitops.state.rendering import PageRenderer, render_read
 
 REGISTRY = default_registry()
@@ -99,3 +100,24 @@ def test_an_object_deleted_while_the_read_ran_is_one_deleted_file_as_in_the_stat
     assert rendered.files == render_files(REGISTRY, normal.state)
     assert list(rendered.files) == [f"tenant-state/deleted/users/{user['id']}.yaml"]
     assert rendered.counts == {"user": 0} and rendered.deleted == {"user": 1}
+
+
+class Greedy(PageRenderer):
+    """A keeper that, wrongly, takes every user as needing no link: what a readWhen Graph disagrees with does."""
+
+    def __call__(self, rtype: Any, lifecycle: Lifecycle, raw: dict[str, Any]) -> dict[str, Any] | None:
+        if rtype.name == "user":
+            data, found = normalize_row(rtype, raw, lifecycle)
+            self.renderer.add(rtype, lifecycle, data, found)
+            return None
+        return super().__call__(rtype, lifecycle, raw)
+
+
+def test_links_listed_for_objects_already_written_without_them_fail_the_read() -> None:
+    app = create_emulator("demo")
+    assert any(u.get("userType") == "Guest" for u in app.tenant.objects(REGISTRY.get("user")).values())
+    with pytest.raises(GraphError, match=r"listed user\.sponsors for \d+ user objects the schema's readWhen"):
+        with_graph(app, lambda c: read_tenant(c, REGISTRY, (REGISTRY.get("user"),), keep=Greedy(REGISTRY)))
+    # The keeper that holds guests for their sponsors reads the same tenant without complaint.
+    read = with_graph(app, lambda c: read_tenant(c, REGISTRY, (REGISTRY.get("user"),), keep=PageRenderer(REGISTRY)))
+    assert read.objects["user"]

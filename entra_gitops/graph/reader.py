@@ -25,6 +25,9 @@ class RowKeeper(Protocol):
     def forget(self, rtype: ResourceType, lifecycle: Lifecycle) -> None:
         """The listing of `rtype`'s objects in `lifecycle` starts over: drop what was taken of it."""
 
+    def taken(self, rtype: ResourceType, object_id: str) -> bool:
+        """Whether the live object was taken for good (so no link of it can be added any more)."""
+
 
 PAGE_SIZE = 999
 # query-parameters.md: an expansion of directory objects holds "a maximum of 20 items" and "has no
@@ -251,12 +254,29 @@ class _Reader:
             return
         if prop.link.by_expansion:
             listed = await self.expanded_links(rtype, prop)
+            self._refuse_links_of_taken(rtype, label, listed, set(owners))
             self.links[(rtype.name, prop.name)] = {o: listed.get(o, ()) for o in owners}
             return
         wanted = [o["id"] for o in self.objects.get(rtype.name, ()) if prop.link.is_read_for(o)]
         paths = {o: _fill(prop.link.list_path, id=o) for o in wanted}
         listed = await self.per_parent(rtype, paths, ("id",), label)
         self.links[(rtype.name, prop.name)] = {o: tuple(m["id"] for m in listed.get(o, ())) for o in owners}
+
+    def _refuse_links_of_taken(
+        self, rtype: ResourceType, label: str, listed: Mapping[str, tuple[str, ...]], held: set[str]
+    ) -> None:
+        """Fail the read when Graph's filtered list gave links to objects the keeper took as needing none: their
+        files are written without them, and a snapshot would lose them without a word."""
+        if self.keep is None:
+            return
+        keep = self.keep
+        lost = sorted(o for o, ids in listed.items() if ids and o not in held and keep.taken(rtype, o))
+        if lost:
+            raise GraphError(
+                f"Graph listed {label} for {len(lost)} {rtype.name} objects the schema's readWhen does not select "
+                f"(first: {lost[0]}), whose files were already written without them: nothing was committed",
+                hint=f"the readWhen of {label} in schemas/ must select exactly the objects Graph's filter lists",
+            )
 
     async def expanded_links(self, rtype: ResourceType, prop: PropertySpec) -> dict[str, tuple[str, ...]]:
         """owner id -> link ids for every owner the link is read for, from the owners' lists with the link

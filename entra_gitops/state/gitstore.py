@@ -277,25 +277,25 @@ class StateRepo:
             # group, and this process decides when git may stop (never halfway through moving the tree).
             if stdin is None:
                 return self.repo.git.execute(["git", *args], env=environment, start_new_session=True)
-            process = self.repo.git.execute(
-                ["git", *args], env=environment, as_process=True, istream=subprocess.PIPE, start_new_session=True
-            )
-            out, err = process.proc.communicate(stdin) if isinstance(stdin, bytes) else _fed(process.proc, stdin)
-            if process.proc.returncode:
+            process = self._git_process(*args, stdout=subprocess.PIPE, env=environment)
+            out, err = process.communicate(stdin) if isinstance(stdin, bytes) else _fed(process, stdin)
+            if process.returncode:
                 raise RepositoryError(f"git {args[0]} failed: {err.decode(errors='replace').strip()}")
             return out.decode()
         except git.GitCommandError as err:
             detail = (err.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
             raise RepositoryError(f"git {args[0]} failed: {detail or err}") from None
 
-    def _git_process(self, *args: str) -> subprocess.Popen[bytes]:
+    def _git_process(
+        self, *args: str, stdout: int = subprocess.DEVNULL, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """git running with its input a pipe for the caller to write, in a session of its own (see _git)."""
         return subprocess.Popen(
             ["git", *args],
             cwd=self.root,
-            env={**os.environ, **self._identity_env()},
+            env={**os.environ, **(env if env is not None else self._identity_env())},
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
@@ -311,15 +311,16 @@ class StateRepo:
     def branch_ref(self) -> str:
         return self._git("symbolic-ref", "HEAD").strip()
 
-    def tree_blobs(self, rev: str = "HEAD", prefix: str = STATE_DIR) -> dict[str, str]:
-        """path -> blob id of every file under `prefix` at `rev`.
+    def tree_blobs(self, rev: str = "HEAD", prefix: str | tuple[str, ...] = STATE_DIR) -> dict[str, str]:
+        """path -> blob id of every file under `prefix` (a folder or file, or several) at `rev`.
 
         Only HEAD may be missing (a repository without commits). A named commit is listed by plain git, without
         GitPython's long-lived cat-file process, so the listing may run beside other git work (a thread).
         """
         if rev == "HEAD" and self.head is None:
             return {}
-        listing = self._git("ls-tree", "-r", "-z", "--full-tree", rev, "--", prefix)
+        prefixes = (prefix,) if isinstance(prefix, str) else prefix
+        listing = self._git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *prefixes)
         blobs = {}
         for entry in filter(None, listing.split("\0")):
             meta, _, path = entry.partition("\t")
@@ -332,8 +333,9 @@ class StateRepo:
             return {}
         return parse_listing(self._git("ls-tree", "-r", "-t", "-z", "--full-tree", rev))
 
-    def read_files(self, rev: str, prefix: str = STATE_DIR) -> dict[str, bytes]:
-        """Every file under `prefix` at `rev`, read through one `git cat-file --batch` process."""
+    def read_files(self, rev: str, prefix: str | tuple[str, ...] = STATE_DIR) -> dict[str, bytes]:
+        """Every file under `prefix` (a folder or file, or several) at `rev`, read through one `git cat-file
+        --batch` process."""
         blobs = self.tree_blobs(rev, prefix)
         contents = self.read_blobs(blobs.values())
         return {path: contents[blob] for path, blob in blobs.items()}

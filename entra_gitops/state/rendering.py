@@ -55,6 +55,10 @@ class Renderer:
         if found:
             self._redactions.setdefault((rtype.name, lifecycle), []).extend(found)
 
+    def holds(self, rtype: ResourceType, lifecycle: Lifecycle, object_id: str) -> bool:
+        """Whether the object's file is rendered already."""
+        return object_path(rtype, object_id, lifecycle) in self._listings.get((rtype.name, lifecycle), {})
+
     def forget(self, rtype: ResourceType, lifecycle: Lifecycle) -> None:
         """A listing starts over (its page token expired): what it gave so far is dropped, as the read drops it."""
         self._listings.pop((rtype.name, lifecycle), None)
@@ -62,7 +66,10 @@ class Renderer:
 
     def rendered(self, types: Iterable[str]) -> Rendered:
         """The files of `types`, one per object: an object deleted while the read ran was listed live and then
-        deleted, and only its deleted file is kept (a TenantState keeps the deleted one: it is read last)."""
+        deleted, and only its deleted file is kept (a TenantState keeps the deleted one: it is read last).
+
+        Once only: the renderer hands its tables over (and empties them) so that no object is held twice.
+        """
         wanted = set(types)
         for (name, lifecycle), deleted in self._listings.items():
             live = self._listings.get((name, Lifecycle.ACTIVE))
@@ -113,6 +120,9 @@ class PageRenderer:
 
     def forget(self, rtype: ResourceType, lifecycle: Lifecycle) -> None:
         self.renderer.forget(rtype, lifecycle)
+
+    def taken(self, rtype: ResourceType, object_id: str) -> bool:
+        return self.renderer.holds(rtype, Lifecycle.ACTIVE, object_id)
 
 
 def render_read(

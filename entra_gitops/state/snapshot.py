@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -37,7 +37,7 @@ from entra_gitops.state.normalize import Redaction
 from entra_gitops.state.rendering import PageRenderer, render_read
 from entra_gitops.state.signals import deferred
 from entra_gitops.state.tenancy import check_tenant, expected_tenant
-from entra_gitops.state.trees import TREE_MODE, Entry, state_blobs
+from entra_gitops.state.trees import Entry, state_blobs
 
 
 class IncompleteReadError(EntraGitopsError):
@@ -147,10 +147,6 @@ def changed_objects(
         key = (where.rtype.name, where.object_id)
         found[key] = found.get(key) or display
     return [(type_name, object_id, display) for (type_name, object_id), display in found.items()]
-
-
-def _blobs_of(listing: Mapping[str, Entry]) -> Iterator[str]:
-    return (entry.object_id for entry in listing.values() if entry.mode != TREE_MODE)
 
 
 def _contents(
@@ -287,7 +283,7 @@ async def _snapshot(
     def known(done: asyncio.Future[dict[str, Entry]]) -> None:
         # Once it is in, files HEAD holds already (a --full read's unchanged objects) are not written again.
         if not done.cancelled() and done.exception() is None:
-            writer.know(_blobs_of(done.result()))
+            writer.know(state_blobs(done.result()).values())
 
     listing.add_done_callback(known)
     try:

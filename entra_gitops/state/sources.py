@@ -110,11 +110,9 @@ def load_source(
             if problems:
                 raise InvalidStateError(problems)
         return load_state(registry, files, source.types)
-    prefixes = type_prefixes(registry.select(sorted(only)))
-    blobs = {p: b for p, b in store.tree_blobs(source.commit).items() if p.startswith(prefixes)}
-    contents = store.read_blobs(blobs.values())
+    files = store.read_files(source.commit, type_prefixes(registry.select(sorted(only))))
     covered = (source.types if source.types is not None else frozenset(registry.names)) & only
-    return load_state(registry, {p: contents[b] for p, b in blobs.items()}, covered)
+    return load_state(registry, files, covered)
 
 
 async def live_state(
