@@ -268,7 +268,7 @@ def test_diff_against_live_narrowed_by_blob_gives_the_report_a_full_parse_gives(
         before = load_source(store, REGISTRY, source)
         after = run(_read(app, lambda client: live_state(client, REGISTRY, tuple(REGISTRY))))
         report = difference_report(REGISTRY, before, after, backup_name=source.label, against_name="the live tenant")
-        full = render_json(build_view(report, display_names(before, after)))
+        full = render_json(build_view(report, display_names(report, before, after)))
     ours, theirs = json.loads(narrowed.stdout), json.loads(full)
     for document in (ours, theirs):
         document.pop("auditLog", None)

@@ -103,7 +103,7 @@ def drift(tmp_path_factory: pytest.TempPathFactory) -> Drift:
     second = take_snapshot_of(app, store, T0 + dt.timedelta(days=1))
     before, after = _load(store, first.backup.commit), _load(store, second.backup.commit)
     report = diff.difference_report(REGISTRY, before, after, backup_name=first.backup.name, against_name="live tenant")
-    view = views.build_view(report, views.display_names(before, after))
+    view = views.build_view(report, views.display_names(report, before, after))
     return Drift(before, after, report, view, render_html(view))
 
 

@@ -71,7 +71,7 @@ def report() -> DifferenceReport:
 
 @pytest.fixture(scope="module")
 def view(report: DifferenceReport) -> ReportView:
-    return build_view(report, display_names(BACKUP, CURRENT))
+    return build_view(report, display_names(report, BACKUP, CURRENT))
 
 
 def _assert_inert(text: str) -> None:

@@ -73,7 +73,7 @@ def _against_live(graph: _Emulated, registry: Registry, before: TenantState, bac
     """The difference report of `before` (the backup) against the live tenant, as `diff` prints it."""
     after = graph.run(lambda c: live_state(c, registry, tuple(registry)))
     report = difference_report(registry, before, after, backup_name=backup, against_name="the live tenant")
-    click.echo(render_text(build_view(report, display_names(before, after)), colour=use_colour()), nl=False)
+    click.echo(render_text(build_view(report, display_names(report, before, after)), colour=use_colour()), nl=False)
 
 
 def _recover(

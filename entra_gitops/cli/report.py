@@ -21,9 +21,10 @@ from entra_gitops.report.diff import DifferenceReport, ReportScope, Whereabouts,
 from entra_gitops.report.jsonout import render_json
 from entra_gitops.report.markdown import render_markdown
 from entra_gitops.report.text import render_text
-from entra_gitops.report.view import ReportView, attributed, build_view, display_names
+from entra_gitops.report.view import ReportView, attributed, build_view, display_names, linked_ids
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.incremental import Narrowed, narrowed_live, objects_named
+from entra_gitops.state.layout import parsed_once
 from entra_gitops.state.sources import backup_source, load_source, resolve_reference, state_at
 
 REPORT_FORMATS = ("text", "markdown", "json", "html")
@@ -124,17 +125,15 @@ def diff_command(
         cut, report, attribution, audit_warning = with_graph(graph, config, read)
         if audit_warning:
             warn(audit_warning)
-        linked = {m for c in report.changes for link in c.links for m in (*link.added, *link.removed)}
-        before, after = (
-            cut.before,
-            TenantState.of([*cut.after, *objects_named(store, registry, cut, linked)], cut.after.types),
-        )
+        named = objects_named(store, registry, cut, linked_ids(report))
+        before, after = cut.before, TenantState.of([*cut.after, *named], cut.after.types)
     else:
-        before = load_source(store, registry, source)
         label, commit, against_types = resolve_reference(store, against)
-        after = state_at(store, registry, commit, against_types)
+        with parsed_once():  # a file both sides hold is one value: found equal without being parsed
+            before = load_source(store, registry, source)
+            after = state_at(store, registry, commit, against_types)
         report = compare(before, after, label)
-    view = build_view(report, display_names(before, after), attribution)
+    view = build_view(report, display_names(report, before, after), attribution)
     emit(render_report(view, output_format, colour=output is None and use_colour()), output)
     add_to_job_summary(render_markdown(view))
     if not report.empty:

@@ -121,7 +121,10 @@ def resolve_accounts(
     entries: Iterable[tuple[str, frozenset[str]]], *states: TenantState
 ) -> tuple[tuple[BreakGlassAccount, ...], tuple[str, ...]]:
     """Break-glass entries (an object id or a UPN, with what each satisfies) as accounts found in `states` (first match wins, ids compared case-insensitively, UPNs case-insensitively), and the entries that match no user."""
-    indexes = tuple(_user_index(state) for state in states)
+    entries = tuple(entries)
+    # Only a UPN needs the users' data; ids are known without reading a user's file (a large tenant's plan).
+    by_name = any("@" in entry for entry, _ in entries)
+    indexes = tuple(_user_index(state, by_name) for state in states) if entries else ()
     accounts: dict[BreakGlassAccount, None] = {}
     unresolved: dict[str, None] = {}
     for entry, satisfies in entries:
@@ -136,13 +139,14 @@ def resolve_accounts(
 # -- accounts -----------------------------------------------------------------------------------------------------
 
 
-def _user_index(state: TenantState) -> Mapping[str, ObjectState]:
-    """Users by casefolded id and UPN, active users first so a live account wins over a deleted namesake."""
+def _user_index(state: TenantState, by_name: bool = True) -> Mapping[str, ObjectState]:
+    """Users by casefolded id and (`by_name`) UPN, active users first so a live account wins over a deleted
+    namesake."""
     index: dict[str, ObjectState] = {}
     users = sorted(state.of_type(USER), key=lambda o: (o.lifecycle is not Lifecycle.ACTIVE, fold_id(o.id)))
     for user in users:
         index.setdefault(user.id.casefold(), user)
-        upn = _upn(user)
+        upn = _upn(user) if by_name else None
         if upn:
             index.setdefault(upn.casefold(), user)
     return index

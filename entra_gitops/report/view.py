@@ -202,12 +202,23 @@ class ReportView:
         )
 
 
-def display_names(*states: TenantState) -> dict[str, str]:
-    """id -> display name over every object of the given states, for naming linked objects."""
+def linked_ids(report: DifferenceReport) -> set[str]:
+    """The ids a report's link changes name: the objects whose display names it shows."""
+    return {m for c in report.changes for link in c.links for m in (*link.added, *link.removed)}
+
+
+def display_names(report: DifferenceReport, *states: TenantState) -> dict[str, str]:
+    """id -> display name of the objects the report's links name, from the given states.
+
+    Only those objects' data is read: in a state loaded lazily (`parsed_once`) no other file is parsed for names.
+    """
+    wanted = linked_ids(report)
     names: dict[str, str] = {}
     # The last state's names win, so a renamed object is called what it is called now.
     for state in reversed(states):
         for obj in state:
+            if obj.id not in wanted:
+                continue
             for key in ("displayName", "userPrincipalName"):
                 value = obj.data.get(key)
                 if isinstance(value, str):

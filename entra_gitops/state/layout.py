@@ -83,14 +83,75 @@ def locate(registry: Registry, path: str) -> Location | None:
     return None
 
 
-# Within `parsed_once`, a file's content is parsed once however many states hold it: a plan loads a backup and
-# the live tenant built on that same backup, whose unchanged objects are the very same files.
-_PARSED: ContextVar[dict[bytes, Any] | None] = ContextVar("parsed", default=None)
+class FileData(Mapping[str, Any]):
+    """An object's data as its file holds it, parsed and checked the first time any of it is asked for.
+
+    Within `parsed_once`, one FileData stands for one file content in every state that holds it, so two states
+    built on the same blob compare equal by identity, and their objects are never parsed for that.
+    """
+
+    __slots__ = ("_content", "_path", "_object_id", "_data")
+
+    def __init__(self, content: bytes, path: str, object_id: str) -> None:
+        self._content: bytes | None = content
+        self._path = path
+        self._object_id = object_id
+        self._data: Mapping[str, Any] | None = None
+
+    @property
+    def parsed(self) -> bool:
+        """Whether the file was parsed: something asked for its data."""
+        return self._data is not None
+
+    def _value(self) -> Mapping[str, Any]:
+        if self._data is None:
+            assert self._content is not None
+            data = _parsed_file(self._content, self._path, self._object_id)
+            self._data, self._content = data, None
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._value()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value())
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, FileData):
+            other = other._value()
+        return self._value() == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # a mapping: equal by value, so not hashable
+
+    def __repr__(self) -> str:
+        return f"FileData({self._path!r})"
+
+
+def _parsed_file(content: bytes, path: str, object_id: str | None) -> Mapping[str, Any]:
+    """A state file's data, refused when it has no string id or one other than its file name says."""
+    data = freeze(canonical.load(content, path))
+    found = data.get("id")
+    if not isinstance(found, str):
+        raise StateFileError(path, 1, 1, "the object has no string 'id'")
+    if object_id is not None and object_id != found:
+        raise StateFileError(path, 1, 1, f"the file name says id {object_id!r} but the object's id is {found!r}")
+    return data
+
+
+# Within `parsed_once`, a file's content is parsed at most once however many states hold it, and only when its
+# data is asked for: a plan loads a backup and the live tenant built on that same backup, whose unchanged
+# objects are the very same files and need no parsing to be found equal.
+_PARSED: ContextVar[dict[bytes, FileData] | None] = ContextVar("parsed", default=None)
 
 
 @contextmanager
 def parsed_once() -> Iterator[None]:
-    """Share parsed file contents between the load_state calls of the block (their values are immutable)."""
+    """Share file contents between the load_state calls of the block, each parsed when first read."""
     token = _PARSED.set({})
     try:
         yield
@@ -99,25 +160,24 @@ def parsed_once() -> Iterator[None]:
 
 
 def load_state(registry: Registry, files: Mapping[str, bytes], types: frozenset[str] | None = None) -> TenantState:
-    """Files of a tenant-state/ tree back into a TenantState; a file in the wrong place is an error."""
+    """Files of a tenant-state/ tree back into a TenantState; a file in the wrong place is an error.
+
+    Within `parsed_once`, an object's file is parsed when its data is first read (see FileData); outside it,
+    every file is parsed and checked here.
+    """
     objects: list[ObjectState] = []
-    parsed = _PARSED.get()
+    shared = _PARSED.get()
     for path, content in files.items():
         where = locate(registry, path)
         if where is None:
             continue
-        data = parsed.get(content) if parsed is not None else None
-        if data is None:
-            data = freeze(canonical.load(content, path))
-            if parsed is not None:
-                parsed[content] = data
-        object_id = data.get("id")
-        if not isinstance(object_id, str):
-            raise StateFileError(path, 1, 1, "the object has no string 'id'")
-        if where.object_id is not None and where.object_id != object_id:
-            raise StateFileError(
-                path, 1, 1, f"the file name says id {where.object_id!r} but the object's id is {object_id!r}"
-            )
-        objects.append(ObjectState(where.rtype.name, object_id, where.lifecycle, data))
+        if shared is not None and where.object_id is not None:
+            data: Mapping[str, Any] | None = shared.get(content)
+            if data is None:
+                data = shared[content] = FileData(content, path, where.object_id)
+            objects.append(ObjectState(where.rtype.name, where.object_id, where.lifecycle, data))
+            continue
+        data = _parsed_file(content, path, where.object_id)
+        objects.append(ObjectState(where.rtype.name, data["id"], where.lifecycle, data))
     read_types = types if types is not None else frozenset(t.name for t in registry)
     return TenantState.of(objects, read_types)
