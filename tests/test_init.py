@@ -866,6 +866,61 @@ def test_every_shell_step_is_exercised(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ssh-agent") is None, reason="the workflow holds the signing key in ssh-agent")
+def test_the_snapshot_workflow_signs_backups_with_the_secret_held_by_an_agent_only(
+    tmp_path: Path, served_emulator: str
+) -> None:
+    """With `signing: ssh` and the ENTRA_GITOPS_SIGNING_KEY secret, the workflow's backups verify from a fresh
+    clone, and the private key is in no file the run leaves; without the secret the run fails, unsigned nothing."""
+    repo = StateOrigin(tmp_path, served_emulator)
+    key = tmp_path / "keys" / "backups"
+    key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "backups", "-f", str(key)], check=True)
+    secret, public = key.read_text(), key.with_suffix(".pub").read_text().strip()
+    shutil.rmtree(key.parent)  # from here on the private key exists only as the repository's secret
+    maintainer = repo.maintainer
+    config = maintainer / CONFIG_FILE
+    config.write_text(config.read_text() + "\nsigning: ssh\n")
+    allowed = maintainer / ".entra-gitops" / "allowed_signers"
+    allowed.parent.mkdir()
+    allowed.write_text(f'backups namespaces="git" {public}\n')
+    git_in(maintainer, "add", "-A")
+    git_in(maintainer, "commit", "-qm", "Sign the backups")
+    git_in(maintainer, "push", "-q", "origin", "main")
+
+    work, _ = repo.runner.run(
+        repo.workflows["snapshot"], "snapshot", steps=SNAPSHOT_STEPS,
+        values={"secrets.ENTRA_GITOPS_SIGNING_KEY": secret},
+    )  # fmt: skip
+    body = secret.splitlines()[1]  # a line of the key's base64, as it would appear in any file holding it
+    for path in (*work.rglob("*"), *repo.runner.root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            assert body.encode() not in path.read_bytes(), path
+    verifier = tmp_path / "verifier"
+    subprocess.run(["git", "clone", "-q", str(repo.origin), str(verifier)], check=True)
+    checked = subprocess.run(
+        [
+            *ENTRA_GITOPS,
+            "verify",
+            "--repo",
+            str(verifier),
+            "--branch",
+            "origin/entra-gitops/drift",
+            "--remote",
+            "origin",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert 'Good "git" signature for backups' in checked.stdout
+    tags = repo.tags()
+    with pytest.raises(AssertionError, match="could not sign backup tag"):
+        repo.runner.run(repo.workflows["snapshot"], "snapshot", steps=SNAPSHOT_STEPS)  # no secret: no key
+    assert repo.tags() == tags
+
+
+@pytest.mark.slow
 def test_the_snapshot_workflow_keeps_one_drift_pull_request(tmp_path: Path, served_emulator: str) -> None:
     """Daily runs against the emulator: drift opens a pull request, merging it accepts the baseline,
     new drift updates it, a tenant back at the baseline closes it, squash merges work, pruned tags go."""

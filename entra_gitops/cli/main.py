@@ -19,6 +19,7 @@ COMMANDS = {
     "snapshot": "entra_gitops.cli.snapshot:snapshot_command",
     "backups": "entra_gitops.cli.snapshot:backups_command",
     "unlock": "entra_gitops.cli.snapshot:unlock_command",
+    "verify": "entra_gitops.cli.verify:verify_command",
     "diff": "entra_gitops.cli.report:diff_command",
     "validate": "entra_gitops.cli.validate:validate_command",
     "fmt": "entra_gitops.cli.fmt:fmt_command",

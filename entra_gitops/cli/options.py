@@ -65,3 +65,10 @@ def format_option(*formats: str, help: str) -> Callable[[Callable[..., Any]], Ca
 def utc_now() -> dt.datetime:
     """Now in UTC, to the second: what backups, plans and history records are stamped with."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+no_verify_option = click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Use the backup although it fails `entra-gitops verify` (when signing is set); apply records it in history.",
+)

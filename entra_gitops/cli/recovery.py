@@ -12,12 +12,13 @@ from click.core import ParameterSource
 
 from entra_gitops.cli.boundary import on_interrupt
 from entra_gitops.cli.graphopts import GraphOptions, graph_options, with_graph
-from entra_gitops.cli.options import format_option, repo_option, utc_now
+from entra_gitops.cli.options import format_option, no_verify_option, repo_option, utc_now
 from entra_gitops.cli.output import add_to_job_summary, warn
 from entra_gitops.model.errors import ConfigError, ExitCode
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.settings import load_config
+from entra_gitops.model.tenant import SourceKind
 from entra_gitops.model.textsafe import json_text, printable
 from entra_gitops.recovery.errors import unsafe
 from entra_gitops.recovery.history import record_history
@@ -46,6 +47,7 @@ from entra_gitops.report.diff import ReportScope
 from entra_gitops.state.gitstore import StateRepo
 from entra_gitops.state.layout import STATE_DIR
 from entra_gitops.state.paths import UnsafeIdError, validate_object_id
+from entra_gitops.state.verify import required_verification
 
 SAVED = {
     Saved.REFUSED: "Not saved to {out}: no review can accept this plan as it stands.",
@@ -93,6 +95,7 @@ SAVED = {
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan file here.")
 @click.option("--format", "output_format", type=click.Choice(PLAN_FORMATS), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has writes, 0 when it has none.")
+@no_verify_option
 @click.pass_context
 def plan_command(
     ctx: click.Context,
@@ -108,6 +111,7 @@ def plan_command(
     out: Path | None,
     output_format: str,
     detailed_exitcode: bool,
+    no_verify: bool,
 ) -> None:
     """Compute the Graph writes that bring the live tenant back to a backup, and save them for review.
 
@@ -139,6 +143,10 @@ def plan_command(
     if desired is not None and ctx.get_parameter_source("backup_id") is not ParameterSource.DEFAULT:
         raise click.UsageError("--desired and --backup name two different targets: give one")
     source = plan_source(store, registry, backup_id, desired)
+    if source.kind is SourceKind.BACKUP:
+        warning = required_verification(store, registry, config.signing, source.label, no_verify=no_verify)
+        if warning:
+            warn(warning)
     if uncommitted_edits(store, source):
         # Said before Graph is read, so that it is seen even when the plan then fails.
         warn(f"{STATE_DIR}/ has uncommitted edits, which this plan does not include: commit them first")
@@ -201,6 +209,7 @@ def check_object_id(value: str) -> str:
     help="json (with --auto-approve): status, writes done of total, failures and the history record on stdout; "
     "the plan and everything else on stderr.",
 )
+@no_verify_option
 def apply_command(
     plan_file: Path,
     graph: GraphOptions,
@@ -211,6 +220,7 @@ def apply_command(
     skip_stale: bool,
     write_rate: float,
     output_format: str,
+    no_verify: bool,
 ) -> None:
     """Execute a reviewed plan file, and nothing else.
 
@@ -239,6 +249,11 @@ def apply_command(
     plan = read_plan_file(plan_file)
     store = StateRepo.open(repo)
     config = load_config(store.root)
+    unverified = None
+    if plan.kind is SourceKind.BACKUP:
+        unverified = required_verification(store, registry, config.signing, plan.backup, no_verify=no_verify)
+        if unverified:
+            warn(unverified)
     with journal_for(store, plan, notice=warn) as journal, on_interrupt(lambda: resume_note(plan_file, plan, journal)):
         events = journal.last_events()
         progress = journal_progress(plan, events)
@@ -263,6 +278,7 @@ def apply_command(
                 click.echo(json_text(apply_document(checked.plan, None, None)))
             return
         overrides = admitted_overrides(checked.assessment, force=force, allow_lockout=allow_lockout)
+        overrides += ("--no-verify",) if unverified else ()
         if progress.started:
             say(
                 f"Continuing an earlier apply of this plan: {progress.done} written, {progress.in_doubt} in doubt "

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from entra_gitops.cli.graphopts import GraphOptions, ReadProgress, graph_options, with_graph
-from entra_gitops.cli.options import repo_option
+from entra_gitops.cli.options import no_verify_option, repo_option
 from entra_gitops.cli.output import add_to_job_summary, emit, use_colour, warn
 from entra_gitops.graph.client import GraphClient
 from entra_gitops.model.attribution import Attribution
@@ -22,10 +22,11 @@ from entra_gitops.report.jsonout import render_json
 from entra_gitops.report.markdown import render_markdown
 from entra_gitops.report.text import render_text
 from entra_gitops.report.view import ReportView, attributed, build_view, display_names, linked_ids
-from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.gitstore import BACKUP_PREFIX, StateRepo
 from entra_gitops.state.incremental import Narrowed, narrowed_live, objects_named
 from entra_gitops.state.layout import parsed_once
 from entra_gitops.state.sources import backup_source, load_source, resolve_reference, state_at
+from entra_gitops.state.verify import required_verification
 
 REPORT_FORMATS = ("text", "markdown", "json", "html")
 
@@ -61,6 +62,7 @@ def render_report(view: ReportView, output_format: str, colour: bool) -> str:
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout."
 )
+@no_verify_option
 @click.pass_context
 def diff_command(
     ctx: click.Context,
@@ -72,6 +74,7 @@ def diff_command(
     object_ids: tuple[str, ...],
     output_format: str,
     output: Path | None,
+    no_verify: bool,
 ) -> None:
     """Compare a backup with the live tenant (or another backup or commit), per property and per link.
 
@@ -92,6 +95,11 @@ def diff_command(
     config = load_config(store.root)
     backup = store.resolve_backup(backup_id)
     source = backup_source(backup)
+    other = resolve_reference(store, against)[0] if against != "live" else ""
+    for name in dict.fromkeys(n for n in (backup.name, other) if n.startswith(BACKUP_PREFIX)):
+        warning = required_verification(store, registry, config.signing, name, no_verify=no_verify)
+        if warning:
+            warn(warning)
     scope = ReportScope(tuple(type_names), tuple(object_ids))
 
     def compare(

@@ -76,6 +76,7 @@ def backup_record(backup: Backup) -> dict[str, Any]:
         "commit": backup.commit,
         "tenant": backup.tenant,
         "complete": backup.complete,
+        "signed": backup.signed,
         "counts": dict(backup.counts),
         "deleted": dict(backup.deleted),
     }
@@ -194,7 +195,9 @@ def snapshot_command(
 @repo_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def backups_command(repo: Path, output_format: str) -> None:
-    """List the backups in a state repository, newest first: id, time, commit, objects, completeness.
+    """List the backups in a state repository, newest first: id, time, commit, objects, completeness, signature.
+
+    "signed" says the tag carries a signature; `entra-gitops verify` says whether it is good.
 
     \b
     Examples:
@@ -210,12 +213,11 @@ def backups_command(repo: Path, output_format: str) -> None:
     if not found:
         click.echo(f"No backups in {store.root} yet: run 'entra-gitops snapshot --repo {repo}'.")
         return
-    click.echo(f"{'backup':<17}  {'time (UTC)':<19}  {'commit':<10}  {'objects':>7}  complete")
+    click.echo(f"{'backup':<17}  {'time (UTC)':<19}  {'commit':<10}  {'objects':>7}  complete  signed")
     for b in found:
         when = b.time.strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(
-            f"{b.id:<17}  {when:<19}  {b.commit[:10]:<10}  {sum(b.counts.values()):>7}  {'yes' if b.complete else 'no'}"
-        )
+        complete, signed = ("yes" if b.complete else "no"), ("yes" if b.signed else "no")
+        click.echo(f"{b.id:<17}  {when:<19}  {b.commit[:10]:<10}  {sum(b.counts.values()):>7}  {complete:<8}  {signed}")
 
 
 @click.command("unlock")

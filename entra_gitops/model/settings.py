@@ -76,6 +76,11 @@ thresholds:
 #   - 00000000-0000-0000-0000-000000000000
 #   - account: breakglass2@contoso.onmicrosoft.com
 #     satisfies: [mfa]
+
+# Sign every backup tag with git's own signing (ssh or gpg), using git's user.signingkey. `entra-gitops
+# verify` then proves each backup unaltered (ssh signatures against .entra-gitops/allowed_signers),
+# and diff, plan and apply refuse a backup that fails it unless --no-verify.
+# signing: ssh
 """
 
 
@@ -134,6 +139,7 @@ class Config:
     safety: SafetySettings = SafetySettings()
     shrink_guard: float = DEFAULT_SHRINK_GUARD
     break_glass: tuple[BreakGlassEntry, ...] = ()
+    signing: str | None = None  # "ssh" or "gpg": backup tags are signed, and verified before they are used
 
 
 class SettingProblem(NamedTuple):
@@ -301,6 +307,7 @@ def _config(data: Mapping[str, Any]) -> Config:
         ),
         shrink_guard=float(data.get("shrinkGuard", DEFAULT_SHRINK_GUARD)),
         break_glass=tuple(_break_glass(item) for item in data.get("breakGlass") or ()),
+        signing=data.get("signing"),
     )
 
 

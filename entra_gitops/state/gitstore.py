@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from entra_gitops.state.layout import STATE_DIR
 from entra_gitops.state.trees import Entry, build_trees, parse_listing
 
 BACKUP_PREFIX = "backup/"
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's id of the tree with nothing in it
+SIGNING_FORMATS = {"ssh": "ssh", "gpg": "openpgp"}  # entra-gitops.yaml's `signing` -> git's gpg.format
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 FALLBACK_IDENTITY = ("entra-gitops", "entra-gitops@localhost")
 
@@ -66,10 +69,27 @@ class Backup:
     deleted: Mapping[str, int]
     delta: Mapping[str, DeltaLink] = field(default_factory=lambda: MappingProxyType({}))  # where each type continues
     read_by: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # type -> "delta" or "full"
+    manifest: Manifest | None = None  # what the record says the tag names: checked by `verify`
+    signed: bool = False  # the tag object carries a signature (whether it verifies is `verify`'s to say)
+    tag: str | None = None  # the tag object's id
 
     @property
     def id(self) -> str:
         return self.name[len(BACKUP_PREFIX) :]
+
+
+class Manifest(NamedTuple):
+    """What a backup's record says its tag names: the commit and that commit's tenant-state/ tree."""
+
+    commit: str
+    tree: str
+
+
+def _manifest(raw: Any) -> Manifest | None:
+    """The record's manifest; anything not shaped as one is none (and `verify` says so)."""
+    if isinstance(raw, Mapping) and isinstance(raw.get("commit"), str) and isinstance(raw.get("tree"), str):
+        return Manifest(raw["commit"], raw["tree"])
+    return None
 
 
 class DeltaLink(NamedTuple):
@@ -100,8 +120,9 @@ def backup_message(name: str, record: Mapping[str, Any]) -> str:
     return f"entra-gitops {name}\n\n" + canonical.dump(dict(record)).decode()
 
 
-def parse_backup(name: str, commit: str, message: str) -> Backup:
-    """A Backup from its tag; a message that is not ours still lists, as incomplete."""
+def parse_backup(name: str, commit: str, message: str, *, signed: bool = False, tag: str | None = None) -> Backup:
+    """A Backup from its tag (its message without the signature); a message that is not ours still lists, as
+    incomplete."""
     _, _, body = message.partition("\n\n")
     try:
         record = canonical.load(body.strip() + "\n", f"tag {name}") if body.strip() else {}
@@ -121,6 +142,9 @@ def parse_backup(name: str, commit: str, message: str) -> Backup:
         read_by=MappingProxyType({str(k): str(v) for k, v in (record.get("read") or {}).items()})
         if isinstance(record.get("read"), Mapping)
         else MappingProxyType({}),
+        manifest=_manifest(record.get("manifest")),
+        signed=signed,
+        tag=tag,
     )
 
 
@@ -509,6 +533,82 @@ class StateRepo:
         body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message}"
         return self._git("hash-object", "-t", "tag", "-w", "--stdin", stdin=body.encode()).strip()
 
+    def signed_tag_object(self, name: str, commit: str, message: str, when: dt.datetime, signing: str) -> str:
+        """An annotated tag object for `commit` signed by git's own signing (`git tag -s`: user.signingkey, the
+        signing programs and every other setting of this repository's configuration), in the object store only."""
+        scratch = Path(tempfile.mkdtemp(prefix="sign-", dir=self._scratch()))
+        try:
+            # `git tag -s` makes a ref as it signs. It runs in a scratch repository that writes into this one's
+            # object store and includes its configuration, so no tag exists here until publish's transaction.
+            subprocess.run(["git", "init", "-q", "--bare", str(scratch)], check=True, capture_output=True)
+            config = str(Path(self.repo.git_dir).resolve() / "config")
+            subprocess.run(["git", "config", "--file", str(scratch / "config"), "include.path", config], check=True)
+            env = {**self._identity_env(), **_stamp(when), "GIT_OBJECT_DIRECTORY": str(self._objects())}
+            there = ("--git-dir", str(scratch), "-c", f"gpg.format={SIGNING_FORMATS[signing]}")
+            try:
+                self._git(*there, "tag", "-s", "-F", "-", name, commit, stdin=message.encode(), env=env)
+            except RepositoryError as err:
+                detail = str(err).removeprefix("git --git-dir failed: ")
+                raise RepositoryError(
+                    f"could not sign backup tag {name} with {signing}: {detail}",
+                    hint="set git's user.signingkey (a key file, or key::<public key> held by ssh-agent) or remove "
+                    "signing from entra-gitops.yaml; nothing was published",
+                ) from None
+            return self._git("--git-dir", str(scratch), "rev-parse", f"refs/tags/{name}").strip()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def verify_signature(self, tag: str, signing: str, allowed_signers: Path | None) -> tuple[bool, str]:
+        """Whether git verifies the signature of tag object `tag`, and git's own line on it (signer or why not)."""
+        args = ["-c", f"gpg.format={SIGNING_FORMATS[signing]}"]
+        if allowed_signers is not None:
+            args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+        result = self._git_status(*args, "verify-tag", tag)
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        good = next((line for line in lines if "Good" in line and "signature" in line), None)
+        said = good if result.returncode == 0 and good else (lines[-1] if lines else "no signature")
+        return result.returncode == 0, said.removeprefix("gpg: ")
+
+    def is_ancestor(self, commit: str, rev: str | None = None) -> bool:
+        """Whether `commit` is on the history of `rev`, or (None) of any local or remote-tracking branch."""
+        if rev is not None:
+            return self._git_status("merge-base", "--is-ancestor", commit, rev).returncode == 0
+        found = self._git_status("for-each-ref", "--count=1", f"--contains={commit}", "refs/heads/", "refs/remotes/")
+        return found.returncode == 0 and bool(found.stdout.strip())
+
+    def state_tree(self, commit: str) -> str:
+        """The id of `commit`'s tenant-state/ tree (git's empty tree when it has none)."""
+        result = self._git_status("rev-parse", "--verify", "-q", f"{commit}^{{commit}}:{STATE_DIR}")
+        return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else EMPTY_TREE
+
+    def remote_tags(self, remote: str, prefix: str = BACKUP_PREFIX) -> dict[str, tuple[str, str]]:
+        """The remote's tags under `prefix`: name -> (tag object id, the commit it names)."""
+        listing = self._git("ls-remote", "--tags", remote, f"refs/tags/{prefix}*")
+        direct: dict[str, str] = {}
+        peeled: dict[str, str] = {}
+        for line in filter(None, listing.splitlines()):
+            sha, _, ref = line.partition("\t")
+            name = ref.removeprefix("refs/tags/")
+            if name.endswith("^{}"):
+                peeled[name[:-3]] = sha
+            else:
+                direct[name] = sha
+        return {name: (sha, peeled.get(name, sha)) for name, sha in direct.items()}
+
+    def _git_status(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run git for its exit status: the caller reads the code and the output."""
+        return subprocess.run(
+            ["git", *args],
+            cwd=self.root,
+            env={**os.environ, **self._identity_env()},
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+        )
+
+    def _objects(self) -> Path:
+        return Path(self.repo.git_dir).resolve() / "objects"
+
     def publish(
         self,
         commit: str | None,
@@ -658,13 +758,25 @@ class StateRepo:
 
     def backups(self) -> list[Backup]:
         """Every backup tag, newest first."""
-        fmt = "%(refname:short)%00%(*objectname)%00%(objectname)%00%(contents)%00%00"
+        # The message without its signature: a signed tag's record is the body, the signature comes after it.
+        # Every field starts with "=", so that no field is empty and two NULs only ever end a record.
+        fields = (
+            "refname:short",
+            "*objectname",
+            "objectname",
+            "contents:subject",
+            "contents:body",
+            "contents:signature",
+        )
+        fmt = "%00".join(f"=%({f})" for f in fields) + "%00%00"
         listing = self._git("for-each-ref", "--sort=-refname", f"--format={fmt}", f"refs/tags/{BACKUP_PREFIX}")
         found = []
         for record in filter(None, (r.strip("\n") for r in listing.split("\0\0"))):
-            name, peeled, direct, message = (record.split("\0") + ["", "", ""])[:4]
+            values = [v[1:] for v in record.split("\0")]
+            name, peeled, direct, subject, body, signature = (values + [""] * 5)[:6]
+            message = f"{subject}\n\n{body}"
             try:
-                found.append(parse_backup(name, peeled or direct, message))
+                found.append(parse_backup(name, peeled or direct, message, signed=bool(signature.strip()), tag=direct))
             except ValueError:
                 continue  # a tag under backup/ whose name is not a timestamp is not one of ours
         return found

@@ -355,10 +355,16 @@ async def _snapshot(
         "deleted": deleted,
         "read": dict(sorted(read_by.items())),
         "delta": {n: {"link": link, "basis": type_basis(registry.get(n))} for n, link in sorted(links.items())},
+        # What the tag names, so that `verify` can prove a signed tag's commit and tree are the ones it recorded.
+        "manifest": {"commit": commit, "tree": store.state_tree(commit)},
     }
-    backup = parse_backup(name, commit, backup_message(name, record))
+    message = backup_message(name, record)
+    backup = parse_backup(name, commit, message, signed=config.signing is not None)
     pruned = pruned_backups([backup, *store.backups()], config.retention)
-    tag = store.tag_object(name, commit, backup_message(name, record), now)
+    if config.signing is not None:
+        tag = store.signed_tag_object(name, commit, message, now, config.signing)
+    else:
+        tag = store.tag_object(name, commit, message, now)
     # One ref transaction moves the branch, creates the tag and prunes; a signal waits until the files follow.
     watch.phase("check out")
     with deferred():
