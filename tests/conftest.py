@@ -48,6 +48,10 @@ GRAPH_METADATA_ENV = "ENTRA_GITOPS_GRAPH_METADATA"
 DEFAULT_GRAPH_METADATA = Path(__file__).resolve().parents[2] / "shared/graph/graph-v1.0-metadata.xml"
 
 
+# What a create of a user needs beside its properties (user-post-users.md): a password meeting the complexity rule.
+PASSWORD_PROFILE = {"passwordProfile": {"password": "Only-For-Tests-7", "forceChangePasswordNextSignIn": True}}
+
+
 def skip_or_fail(reason: str) -> NoReturn:
     """A check this machine cannot run: skipped on a workstation, failed under CI (env CI set), where every check
     must run."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import SyncGraph, assert_graph_error, demo_seed
+from conftest import PASSWORD_PROFILE, SyncGraph, assert_graph_error, demo_seed
 
 from entra_gitops.emulator import Emulator
 from entra_gitops.emulator.seed import SeedLoader
@@ -91,6 +91,7 @@ def test_a_restore_while_another_user_holds_the_name_is_refused_unless_renamed(a
     upn = USERS["Lars Haugen"]["userPrincipalName"]
     api.delete(f"users/{LARS}")
     newcomer = {"displayName": "Lars H.", "userPrincipalName": upn, "accountEnabled": True, "mailNickname": "lars.h"}
+    newcomer |= PASSWORD_PROFILE
     assert api.post("users", newcomer).status_code == 201
     refused = api.post(f"directory/deletedItems/{LARS}/restore")
     assert_graph_error(refused, 400, "Request_MultipleObjectsWithSameKeyValue")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from conftest import demo_seed, demo_tenant, git
+from conftest import PASSWORD_PROFILE, demo_seed, demo_tenant, git
 
 from entra_gitops.cli.main import cli
 from entra_gitops.emulator import Emulator
@@ -425,7 +425,7 @@ def test_a_restore_frees_its_user_principal_name_first(repo: Path, live: Live, t
     live.write("DELETE", f"users/{SOFIA}")
     newcomer = live.write(
         "POST", "users", {"displayName": "Sofia A.", "userPrincipalName": upn, "accountEnabled": True,
-                          "mailNickname": "sofia.a"},
+                          "mailNickname": "sofia.a", **PASSWORD_PROFILE},
     )  # fmt: skip
     plan_file = tmp_path / "p.json"
     assert run("plan", "--repo", repo, "--graph-url", live.url, "--type", "user", "-o", plan_file).exit_code == 0

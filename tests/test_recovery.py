@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ENTRA_GITOPS, demo_seed, run_main, served
+from conftest import ENTRA_GITOPS, PASSWORD_PROFILE, demo_seed, run_main, served
 from test_snapshot import KEY_MATERIAL, PASSWORD, SECRET_TEXT, STRAY, secret_seed
 
 from entra_gitops.recovery.journal import Journal, JournalEvent
@@ -556,7 +556,8 @@ def test_a_graph_error_midway_is_partially_applied_journalled_and_resumable(repo
         newcomer = graph.write(
             "POST",
             "users",
-            {"displayName": "Sofia A.", "userPrincipalName": sofia, "accountEnabled": True, "mailNickname": "sofia.a"},
+            {"displayName": "Sofia A.", "userPrincipalName": sofia, "accountEnabled": True, "mailNickname": "sofia.a"}
+            | PASSWORD_PROFILE,
         ).json()
 
         result = apply(repo, url, plan_file)

@@ -230,7 +230,7 @@ def test_a_user_consented_grant_is_never_re_created(planned: Planned) -> None:
          "authenticationStrengthPolicy objects are deleted, with --allow-delete, not by a softDelete step"),
         ((Step.DELETE, "authenticationStrengthPolicy"), Step.RESTORE,
          "authenticationStrengthPolicy objects cannot be restored: the type has no soft delete"),
-        ((Step.RESTORE, "user"), Step.CREATE, "user objects are not re-created by recovery"),
+        ((Step.UPDATE, METHODS), Step.CREATE, "authenticationMethodsPolicy objects are not re-created by recovery"),
         ((Step.UPDATE, "user"), Step.ACTION, "user.department is not written through an action"),
         ((Step.ACTION, "authenticationStrengthPolicy"), Step.UPDATE,
          "authenticationStrengthPolicy.allowedCombinations is not written by PATCH"),

@@ -82,6 +82,13 @@ SAVED = {
     "grants, authentication strengths): permanent, shown as irreversible.",
 )
 @click.option(
+    "--recreate",
+    is_flag=True,
+    help="Also create again, from the backup, users, groups, Conditional Access policies, named locations and "
+    "authentication strengths gone from Graph (not even in deleted items): each gets a new id, and the plan moves "
+    "every reference to it (memberships, policies' users, groups, locations, strengths) there.",
+)
+@click.option(
     "--allow-empty",
     multiple=True,
     metavar="TYPE",
@@ -106,6 +113,7 @@ def plan_command(
     type_names: tuple[str, ...],
     object_ids: tuple[str, ...],
     allow_delete: bool,
+    recreate: bool,
     allow_empty: tuple[str, ...],
     allow_lockout: bool,
     out: Path | None,
@@ -130,6 +138,7 @@ def plan_command(
       entra-gitops plan -o plan.json                       everything back to the latest complete backup
       entra-gitops plan --id 6f1d0c1e-... -o plan.json     one object, as it was
       entra-gitops plan --desired HEAD -o plan.json        towards hand-edited files (a pull request)
+      entra-gitops plan --recreate -o plan.json            hard-deleted users and groups made again, new ids
     Exit 0 planned (2 with --detailed-exitcode when there are writes), 1 error, 3 refused as unsafe.
     """
     registry = default_registry()
@@ -151,7 +160,7 @@ def plan_command(
         # Said before Graph is read, so that it is seen even when the plan then fails.
         warn(f"{STATE_DIR}/ has uncommitted edits, which this plan does not include: commit them first")
     scope = ReportScope(tuple(type_names), ids)
-    options = PlanOptions(allow_delete, empty_ok)
+    options = PlanOptions(allow_delete, empty_ok, recreate)
     checked = with_graph(
         graph,
         config,

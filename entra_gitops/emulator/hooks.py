@@ -97,13 +97,25 @@ def _grant_for_a_pair(tenant: Tenant, body: dict[str, Any], parent: str) -> dict
 
 
 def _require_existing_app(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
-    """A service principal is created for an application that exists, by its appId."""
+    """A service principal is created for an application that exists, by its appId: one of this tenant's, or a
+    multi-tenant one registered elsewhere (Microsoft's, a vendor's) that the tenant has had a principal of.
+
+    serviceprincipal-post-serviceprincipals.md: appId is required; a multi-tenant application published by another
+    organisation gets a principal in this tenant as consent makes it (the emulator knows such applications from the
+    principals it was seeded with).
+    """
     app = tenant.find_by(tenant.registry.get("application"), "appId", str(body.get("appId", "")))
+    external = tenant.external_apps.get(str(body.get("appId", "")).lower())
+    if app is None and external is not None:
+        return {**external, **body}
     if app is None:
         raise bad_request(f"The appId '{body.get('appId')}' of the object referenced does not exist or is not valid.")
     body.setdefault("displayName", app.get("displayName"))
     body.setdefault("appDisplayName", app.get("displayName"))
     body.setdefault("appOwnerOrganizationId", tenant.tenant_id)
+    # serviceprincipal.md: its appRoles and oauth2PermissionScopes are the application's, which assignments name.
+    body.setdefault("appRoles", app.get("appRoles") or [])
+    body.setdefault("oauth2PermissionScopes", (app.get("api") or {}).get("oauth2PermissionScopes") or [])
     return body
 
 
@@ -212,8 +224,36 @@ _BEFORE_CREATE_KIND = {
 }
 
 
+def _required_on_create(rtype: ResourceType, body: Mapping[str, Any]) -> None:
+    """user-post-users.md and group-post-groups.md: a create names every required property (x-entra-graph
+    createRequires), and a user's password meets Microsoft Entra's complexity rule (password-policies.md: 8 to
+    256 characters, three of lowercase, uppercase, digits and symbols). A kind has its own rules (an agent user
+    has no password: agentuser-post.md)."""
+    if rtype.kind_of(body) is not None:
+        return
+    for name in rtype.create_requires:
+        if body.get(name) is None or body.get(name) == "":
+            if name == "passwordProfile":
+                raise bad_request("A password must be specified to create a new user.")
+            raise bad_request(f"Invalid value specified for property '{name}' of resource '{rtype.name}'.")
+    profile = body.get("passwordProfile")
+    if "passwordProfile" in rtype.create_requires:
+        password = profile.get("password") if isinstance(profile, Mapping) else None
+        kinds = (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+        if (
+            not isinstance(password, str)
+            or not 8 <= len(password) <= 256
+            or sum(any(map(kind, password)) for kind in kinds) < 3
+        ):
+            raise bad_request(
+                "The specified password does not comply with password complexity requirements. "
+                "Please provide a different password."
+            )
+
+
 def before_create(tenant: Tenant, rtype: ResourceType, body: dict[str, Any], parent: str) -> dict[str, Any]:
     """Apply the type's (or its kind's) create-time behaviour, if it has one; unique keys hold for every type."""
+    _required_on_create(rtype, body)
     _unique_keys(tenant, rtype, body)
     kind = rtype.kind_of(body)
     hook = _BEFORE_CREATE_KIND.get(kind) if kind else _BEFORE_CREATE.get(rtype.name)

@@ -29,6 +29,7 @@ class Deleted:
     parent: str
     memberships: list[tuple[LinkKey, str]] = field(default_factory=list)
     own_links: dict[str, dict[str, None]] = field(default_factory=dict)
+    dependents: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (type, parent, object)
 
 
 # Graph keeps directory audit events 30 days for Entra ID P1/P2 tenants (7 for free ones); in memory, the newest
@@ -87,6 +88,12 @@ class Tenant:
             (t.name, p.name): {} for t in registry for p in t.links
         }
         self.directory: dict[str, str] = {}
+        # The password each user was last given, as Graph keeps it: never served, but a test can then prove that
+        # nothing else (a plan, a journal, a log) holds it.
+        self.passwords: dict[str, str] = {}
+        # Applications registered in other tenants (Microsoft's, a vendor's) that this tenant has a service
+        # principal of: appId -> that principal's app fields. Graph can make a principal of one again by appId.
+        self.external_apps: dict[str, dict[str, Any]] = {}
         self.seq = 0
         self.changes: dict[str, dict[str, int]] = {t.name: {} for t in registry}
         self.link_changes: dict[LinkKey, dict[str, dict[str, tuple[int, bool]]]] = {k: {} for k in self.links}
@@ -172,6 +179,10 @@ class Tenant:
         bucket[object_id] = obj
         if rtype.is_directory_object:
             self.directory[object_id] = rtype.name
+        owner = obj.get("appOwnerOrganizationId")
+        if rtype.name == "servicePrincipal" and isinstance(owner, str) and owner.lower() != self.tenant_id.lower():
+            fields = ("appDisplayName", "appOwnerOrganizationId", "displayName", "signInAudience")
+            self.external_apps.setdefault(str(obj.get("appId", "")).lower(), {k: obj[k] for k in fields if k in obj})
         self._touch(rtype, object_id)
         return obj
 
@@ -179,7 +190,15 @@ class Tenant:
         """Create an object the way Graph does: server-owned fields are the server's."""
         obj = {k: v for k, v in body.items() if k != "passwordProfile"}  # write-only: never served back
         self._generate(rtype, obj)
-        return self.insert(rtype, obj, parent)
+        made = self.insert(rtype, obj, parent)
+        profile = body.get("passwordProfile")
+        if isinstance(profile, Mapping) and isinstance(profile.get("password"), str):
+            self.passwords[made["id"]] = profile["password"]
+        return made
+
+    def last_password(self, object_id: str) -> str | None:
+        """The password a user was last created with (for tests: Graph never serves it)."""
+        return self.passwords.get(object_id)
 
     def update(self, rtype: ResourceType, obj: dict[str, Any], changes: Mapping[str, Any]) -> None:
         for name, value in changes.items():
@@ -215,6 +234,7 @@ class Tenant:
                         record.memberships.append((key, group_id))
             for prop in rtype.links:
                 record.own_links[prop.name] = self.links[(rtype.name, prop.name)].pop(object_id, {})
+            record.dependents = self._take_dependents(rtype, object_id)
             self.deleted[rtype.name][object_id] = record
         else:
             for prop in rtype.links:
@@ -247,8 +267,31 @@ class Tenant:
         for name, members in record.own_links.items():
             live = {m: None for m in members if m in self.directory}
             self.links[(rtype.name, name)][object_id] = live
+        for type_name, parent, dependent in record.dependents:
+            dependent_type = self.registry.get(type_name)
+            self.objects(dependent_type, parent).setdefault(dependent["id"], dependent)
+            self._touch(dependent_type, dependent["id"])
         self._touch(rtype, object_id)
         return obj
+
+    def _take_dependents(self, rtype: ResourceType, object_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """The relationships that leave with a deleted object (softDelete.takesWith: a service principal's app role
+        assignments and grants, which Microsoft documents as recovered with it): out of the tenant, kept for its
+        restore."""
+        assert rtype.soft_delete is not None
+        taken: list[tuple[str, str, dict[str, Any]]] = []
+        for name in rtype.soft_delete.takes_with:
+            dependent_type = self.registry.get(name)
+            fields = [p.name for p in dependent_type.references if p.link is None]
+            if dependent_type.parent is not None:
+                fields.append(dependent_type.parent.param)
+            for parent, bucket in self.live[name].items():
+                for dependent_id, dependent in list(bucket.items()):
+                    if parent == object_id or any(dependent.get(f) == object_id for f in fields):
+                        del bucket[dependent_id]
+                        self._touch(dependent_type, dependent_id)
+                        taken.append((name, parent, dependent))
+        return taken
 
     def _is_live_parent(self, key: LinkKey, parent_id: str) -> bool:
         rtype = self.registry.get(key[0])

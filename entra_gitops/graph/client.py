@@ -438,11 +438,11 @@ def pacing_from_env() -> dict[ThrottleScope, float]:
     return {ThrottleScope.CONDITIONAL_ACCESS: seconds} if seconds else {}
 
 
-def batch_error(answer: GraphResponse, path: str) -> GraphError:
-    """A failed sub-request as the same error a direct request would raise."""
+def batch_error(answer: GraphResponse, request: str) -> GraphError:
+    """A failed sub-request (`request`: its method and path) as the same error a direct request would raise."""
     error = (answer.json() or {}).get("error", {}) if answer.content else {}
     return GraphError(
-        f"GET {path} failed in $batch: {answer.status} {error.get('code', '')}: {error.get('message', '')}",
+        f"{request} failed in $batch: {answer.status} {error.get('code', '')}: {error.get('message', '')}",
         status=answer.status,
         code=error.get("code"),
         request_id=answer.headers.get("request-id"),

@@ -185,7 +185,7 @@ class _Reader:
             for n, key in enumerate(part):
                 answer = answers[str(n)]
                 if answer.status >= 400:
-                    raise batch_error(answer, paths[key])
+                    raise batch_error(answer, f"GET {paths[key]}")
                 page = answer.json()
                 items = list(page.get("value", []))
                 if page.get("@odata.nextLink"):

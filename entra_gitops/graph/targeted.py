@@ -72,7 +72,7 @@ class _Batches:
         for n, url in enumerate(urls):
             answer = answers[str(n)]
             if answer.status >= 400 and answer.status not in accept:
-                raise batch_error(answer, url.partition("?")[0])
+                raise batch_error(answer, "GET " + url.partition("?")[0])
             found[url] = answer
         return found
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from entra_gitops.model.errors import SchemaError, UnknownTypeError
 from entra_gitops.model.frozen import freeze
@@ -87,6 +87,7 @@ class SoftDeleteSpec:
     item_path: str
     restore_path: str
     renames: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # rewritten while deleted
+    takes_with: tuple[str, ...] = ()  # relationship types that leave with the object and come back with its restore
 
     def original(self, name: str, object_id: str, value: Any) -> Any:
         """A renamed property's value as it was before the delete (Graph gives it back on restore)."""
@@ -94,6 +95,15 @@ class SoftDeleteSpec:
             prefix = object_id.replace("-", "")
             return value[len(prefix) :] if value.lower().startswith(prefix.lower()) else value
         return value
+
+
+class RecreateSpec(NamedTuple):
+    """How `plan --recreate` makes a gone object again with a new id (x-entra-graph.recreateAsNew)."""
+
+    find_by: str  # the property that finds what an interrupted apply created, so nothing is created twice
+    password: bool  # Graph requires a password on create: apply generates one, written nowhere
+    staged: Mapping[str, Any] = MappingProxyType({})  # created with these values, set to the backup's after
+    also: tuple[str, ...] = ()  # tracked properties written too: the object is not whole without them
 
 
 @dataclass(frozen=True)
@@ -217,6 +227,8 @@ class ResourceType:
     kinds: tuple[str, ...] = ()  # optional derived Graph types served in this collection, tagged by @odata.type
     tenant_identity: bool = False  # its one object's id is the tenant's: the tenant check reads it before every command
     countable: bool = False  # Graph counts its collection (`$count`, ConsistencyLevel: eventual): a progress total
+    recreate_as_new: RecreateSpec | None = None  # plan --recreate makes it again, with a new id, when it is gone
+    create_requires: tuple[str, ...] = ()  # what Graph requires in a create's body
 
     def kind_of(self, obj: Mapping[str, Any]) -> str | None:
         """The kind an object is (`agentIdentity`) by its @odata.type; None for a plain object of the type."""
@@ -591,7 +603,13 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             singleton=bool(graph.get("singleton", False)),
             singleton_path=graph.get("singletonPath"),
             alternate_keys=tuple(graph.get("alternateKeys", ())),
-            soft_delete=SoftDeleteSpec(soft["list"], soft["item"], soft["restore"], freeze(soft.get("renames", {})))
+            soft_delete=SoftDeleteSpec(
+                soft["list"],
+                soft["item"],
+                soft["restore"],
+                freeze(soft.get("renames", {})),
+                tuple(soft.get("takesWith", ())),
+            )
             if soft
             else None,
             delta=graph.get("delta"),
@@ -614,6 +632,15 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             kinds=_kinds(graph, raw["properties"], where),
             tenant_identity=_flag(graph, "tenantIdentity", where),
             countable=_flag(graph, "count", where),
+            create_requires=tuple(graph.get("createRequires", ())),
+            recreate_as_new=RecreateSpec(
+                again["findBy"],
+                bool(again.get("password", False)),
+                freeze(again.get("stagedAs", {})),
+                tuple(again.get("alsoWrites", ())),
+            )
+            if (again := graph.get("recreateAsNew"))
+            else None,
             **_permission_fields(
                 graph.get("x-entra-permissions"), raw["properties"], where, _flag(graph, "tenantIdentity", where)
             ),

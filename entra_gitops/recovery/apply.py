@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 from entra_gitops.graph.client import MAX_BATCH, GraphClient, batch_error
@@ -24,6 +25,7 @@ from entra_gitops.recovery.journal import FINISHED, Journal, JournalEvent, now_t
 from entra_gitops.recovery.outcome import ApplyOutcome, Failure, ending
 from entra_gitops.recovery.plan import Plan, holds_redaction
 from entra_gitops.recovery.recheck import stale_objects, touched_objects, verify_plan
+from entra_gitops.recovery.recreate import changing_ids, recreated_identifiers, remap_object, unresolved
 from entra_gitops.recovery.render import write_label
 from entra_gitops.recovery.steps import Step, Write
 from entra_gitops.recovery.writer import WRITES_PER_SECOND, Writer
@@ -61,22 +63,42 @@ class _Run:
     """One run's writes of one verified plan: each step journalled, sent, and its result tallied."""
 
     def __init__(
-        self, writer: Writer, journal: Journal, plan: Plan, lag_delays: tuple[float, ...], progress: Progress
+        self,
+        writer: Writer,
+        journal: Journal,
+        plan: Plan,
+        lag_delays: tuple[float, ...],
+        progress: Progress,
+        recreated: frozenset[str] = frozenset(),
     ) -> None:
         self.writer = writer
         self.journal = journal
         self.plan = plan
+        self.recreated = recreated  # every id that changes with the plan's re-creations: sent only once known
+        for entry in journal.entries:  # a rerun sends with the ids an earlier run's creates were given
+            index, made = entry.get("write"), entry.get("created")
+            if isinstance(index, int) and 0 <= index < len(plan.writes) and isinstance(made, Mapping):
+                writer.ids.update({fold_id(str(k)): str(v) for k, v in made.items()})
         self.lag_delays = lag_delays
         self.progress = progress  # told of each write as its result is journalled
 
+    def created(self, write: Write) -> dict[str, dict[str, str]]:
+        """The journal's note of the ids Graph gave a re-created object (backup id -> new id, its appId too): what
+        a rerun sends with."""
+        if write.step is not Step.CREATE or fold_id(write.object_id) not in self.writer.ids:
+            return {}
+        olds = [write.object_id, *self.writer.renames.get(fold_id(write.object_id), {}).values()]
+        return {"created": {old: self.writer.ids[fold_id(old)] for old in olds if fold_id(old) in self.writer.ids}}
+
     def done(self, tally: Tally, index: int, status: int, **details: Any) -> Tally:
         write = self.plan.writes[index]
-        self.journal.record(index, JournalEvent.DONE, write, status=status, **details)
+        self.journal.record(index, JournalEvent.DONE, write, status=status, **details, **self.created(write))
         self.progress.advance()
         return tally.wrote(index, fold_id(write.object_id) if write.step in (Step.RESTORE, Step.CREATE) else None)
 
     def confirmed(self, tally: Tally, index: int, **details: Any) -> Tally:
-        self.journal.record(index, JournalEvent.CONFIRMED, self.plan.writes[index], **details)
+        write = self.plan.writes[index]
+        self.journal.record(index, JournalEvent.CONFIRMED, write, **details, **self.created(write))
         self.progress.advance()
         return tally.confirm(index)
 
@@ -106,7 +128,10 @@ class _Run:
     async def settle(self, tally: Tally, index: int, err: GraphError) -> Tally:
         """A write Graph refused or left unanswered: confirm it took effect, resend once, or record it."""
         write = self.plan.writes[index]
-        if (err.status in IN_DOUBT or err.status in (400, 404)) and await self.writer.applied(write):
+        # A re-creation refused with a 400 did not happen: an object found by its key then is someone else's.
+        recreation = write.step is Step.CREATE and self.writer.registry.get(write.type_name).recreate_as_new
+        doubt = err.status in IN_DOUBT or (err.status in (400, 404) and not recreation)
+        if doubt and await self.writer.applied(write):
             return self.confirmed(tally, index, status=err.status)
         answer: int | GraphError = await self.send(write) if err.status in IN_DOUBT else err
         # Graph is eventually consistent: an object this run just restored or created may not be found for a while.
@@ -114,7 +139,7 @@ class _Run:
             answer = await self.after_lag(write, answer)
         if isinstance(answer, GraphError):
             return self.failed(tally, index, answer)
-        self.journal.record(index, JournalEvent.DONE, write, status=answer, retried=True)
+        self.journal.record(index, JournalEvent.DONE, write, status=answer, retried=True, **self.created(write))
         self.progress.advance()
         return tally.wrote(index)
 
@@ -145,7 +170,8 @@ class _Run:
         """Why `write` need not be sent (an earlier attempt took effect, the relationship exists), or None."""
         if event is JournalEvent.SENT and await self.writer.applied(write):
             return "the earlier attempt took effect"
-        if write.step is Step.CREATE and event is None and await self.writer.applied(write):
+        recreation = self.writer.registry.get(write.type_name).recreate_as_new is not None
+        if write.step is Step.CREATE and event is None and not recreation and await self.writer.applied(write):
             return "it exists already: not created twice"
         return None
 
@@ -176,6 +202,14 @@ class _Run:
             if write.key in tally.failed_objects:
                 self.progress.advance()  # not written: an earlier write to the object failed, or it is stale
                 continue
+            gone = unresolved(write, self.recreated, self.writer.ids)
+            if gone is not None:
+                if chunk:
+                    tally, chunk = await self.flush(tally, chunk), []
+                if unresolved(write, self.recreated, self.writer.ids) is not None:
+                    message = f"not sent: it names {gone}, whose re-creation did not succeed"
+                    tally = self.failed(tally, index, GraphError(message, code="recreationFailed"))
+                    continue
             note = await self.in_effect_already(write, events.get(index))
             if note is not None:
                 tally = self.confirmed(tally, index, note=note)
@@ -225,11 +259,14 @@ async def apply_plan(
     if stale and not skip_stale:
         raise _refuse_stale(stale)
     plan, settled = verify_plan(registry, plan, source, live, touched)
-    run = _Run(Writer(client, registry, write_rate, watch), journal, plan, lag_delays, watch)
+    writer = Writer(client, registry, write_rate, watch)
+    writer.renames = {fold_id(w.object_id): changing_ids(registry, w, source) for w in plan.writes}
+    run = _Run(writer, journal, plan, lag_delays, watch, recreated_identifiers(registry, plan.writes, source))
     tally = await run.writes(registry, events, settled, Tally(failed_objects=frozenset(stale)))
     types = registry.select(list(plan.types))
+    ids = MappingProxyType(dict(run.writer.ids))
     warnings = await _verify(
-        client, registry, plan, source, types, tally.failed_objects, verify_attempts, verify_delay, watch
+        client, registry, plan, source, types, tally.failed_objects, verify_attempts, verify_delay, watch, ids
     )
     earlier = tuple(sorted(i for i, e in events.items() if e in FINISHED and i < len(plan.writes)))
     succeeded = len(earlier) + len(tally.written) + len(tally.confirmed)
@@ -244,6 +281,11 @@ async def apply_plan(
         overrides=overrides,
         started=started,
         finished=now_text(),
+        recreated=tuple(
+            (w.type_name, w.object_id, ids[fold_id(w.object_id)])
+            for w in plan.writes
+            if w.step is Step.CREATE and fold_id(w.object_id) in run.recreated and fold_id(w.object_id) in ids
+        ),
     )
 
 
@@ -257,11 +299,18 @@ async def _verify(
     attempts: int,
     delay: float,
     progress: Progress,
+    ids: Mapping[str, str] = MappingProxyType({}),
 ) -> list[str]:
-    """Poll until every written object matches the source (Graph is eventually consistent)."""
-    targets = {w.key for w in plan.writes if w.step is not Step.CREATE} - skip
+    """Poll until every written object matches the source (Graph is eventually consistent); objects re-created
+    with new ids are looked for by their new ids, and the source's references to them moved there."""
+
+    def moved(key: tuple[str, str]) -> tuple[str, str]:
+        return (key[0], ids.get(fold_id(key[1]), key[1]))
+
+    targets = {moved(w.key) for w in plan.writes if w.step is not Step.CREATE} - {moved(k) for k in skip}
     if not targets:
         return []
+    wanted = TenantState.of([remap_object(registry, o, ids) for o in source if moved(o.key) in targets], source.types)
     remaining = targets
     # Only the written objects are read back, by id: a large tenant costs no more to verify than a small one.
     names = [t.name for t in types]
@@ -270,7 +319,6 @@ async def _verify(
         live = await targeted_live_state(
             client, registry, names, wanted_keys, counted=False, progress=progress, phase="verify"
         )
-        wanted = TenantState.of([o for o in source if o.key in targets], source.types)
         present = TenantState.of([o for o in live if o.key in targets], live.types)
         report = difference_report(registry, wanted, present, backup_name="plan", against_name="live")
         remaining = {

@@ -38,6 +38,12 @@ def history_record(plan: Plan, outcome: ApplyOutcome) -> dict[str, Any]:
         "skippedStale": [f"{t}/{i}" for t, i in outcome.stale],
         "failures": [f.record() for f in outcome.failures],
         "warnings": list(outcome.warnings),
+        # Only then, so other records read as before: the backup id each re-created object had, and its new one.
+        **(
+            {"recreated": [{"type": t, "backupId": old, "newId": new} for t, old, new in outcome.recreated]}
+            if outcome.recreated
+            else {}
+        ),
     }
 
 

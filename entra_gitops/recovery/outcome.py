@@ -68,6 +68,7 @@ class ApplyOutcome:
     overrides: tuple[str, ...] = ()
     started: str = ""
     finished: str = ""
+    recreated: tuple[tuple[str, str, str], ...] = ()  # (type, backup id, new id) of each object created again
 
     @property
     def applied(self) -> tuple[int, ...]:

@@ -19,8 +19,9 @@ from entra_gitops.model.attribution import By, by_document, by_from_document
 from entra_gitops.model.frozen import thaw
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.references import object_references
-from entra_gitops.model.registry import PropertySpec, Registry, ResourceType
+from entra_gitops.model.registry import PropertySpec, Registry, ResourceType, Scope
 from entra_gitops.model.tenant import Lifecycle, ObjectState, SourceKind, TenantState
+from entra_gitops.recovery.recreate import changing_ids, dependencies_first
 from entra_gitops.recovery.simulate import after_plan
 from entra_gitops.recovery.steps import (
     IRREVERSIBLE,
@@ -33,7 +34,17 @@ from entra_gitops.recovery.steps import (
     keyed_item,
     target_value,
 )
-from entra_gitops.report.diff import BLOCKER_TEXT, Action, Blocker, DifferenceReport, ObjectChange, ReportScope
+from entra_gitops.report.diff import (
+    BLOCKER_TEXT,
+    Action,
+    Blocker,
+    ChangeKind,
+    DifferenceReport,
+    ObjectChange,
+    ReportScope,
+    property_blocker,
+    referenced_ids,
+)
 from entra_gitops.state.normalize import REDACTED
 
 PLAN_FORMAT = "entra-gitops.plan/2"
@@ -46,6 +57,7 @@ class PlanOptions:
 
     allow_delete: bool = False
     allow_empty: tuple[str, ...] = ()
+    recreate: bool = False  # objects gone from Graph are created again from the source, with new ids
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,8 @@ class _Planner:
         self.first: list[Write] = []  # soft-deletes that free a unique key a restore needs: they run first
         self.skipped: list[Skipped] = []
         self.freeing: set[tuple[str, str]] = set()  # holders of a key a restore needs
+        self.recreated: dict[str, str] = {}  # folded backup id -> type, of the objects created again (--recreate)
+        self.changing: set[str] = set()  # their other ids that change with them (an application's appId)
         self._holders: dict[tuple[str, str], dict[str, list[ObjectState]]] = {}
 
     def write(
@@ -241,6 +255,7 @@ class _Planner:
                 or (found := self.live.get(name, target)) is not None
                 and found.lifecycle is Lifecycle.ACTIVE
                 or (name, target) in restoring
+                or self.recreated.get(target) == name
                 for name in reference.types
             ):
                 continue
@@ -267,7 +282,13 @@ class _Planner:
         rtype = self.registry.get(change.type_name)
         was = self.source.get(change.type_name, change.id)
         now = self.live.get(change.type_name, change.id)
-        if change.action is Action.NONE:
+        if self.recreatable(change, rtype):
+            self.recreate(change, rtype)
+        elif self.relinkable(change, rtype):
+            self.write(change, Step.CREATE)
+        elif change.action is Action.NONE and rtype.recreate_as_new and change.blocker is Blocker.HARD_DELETED:
+            self.skip(change, f"{change_reason(change)}; plan --recreate creates it again, with a new id")
+        elif change.action is Action.NONE:
             self.skip(change, change_reason(change))
         elif change.action is Action.RESTORE:
             assert was is not None and now is not None
@@ -290,6 +311,158 @@ class _Planner:
         elif change.action is Action.UPDATE:
             assert was is not None
             self.update(change, rtype, was)
+
+    def recreatable(self, change: ObjectChange, rtype: ResourceType) -> bool:
+        """Whether --recreate makes this object again: gone from Graph (not even in deleted items), of a type
+        created with a new id, and not synchronised from on-premises (its source of truth is there)."""
+        return (
+            self.options.recreate
+            and rtype.recreate_as_new is not None
+            and change.kind is ChangeKind.HARD_DELETED
+            and change.blocker is Blocker.HARD_DELETED
+        )
+
+    def relinkable(self, change: ObjectChange, rtype: ResourceType) -> bool:
+        """Whether a relationship gone with a re-created object (an app role assignment, a grant) is made again:
+        every object it names exists, or is re-created by this plan."""
+        was = self.source.get(change.type_name, change.id)
+        if not self.options.recreate or not rtype.recreate or change.blocker is not Blocker.TARGET_GONE or was is None:
+            return False
+        named = referenced_ids(rtype, was)
+        if not any(i in self.recreated for i, _ in named):
+            return False
+        return all(i in self.recreated or self._anywhere(i, types) is not None for i, types in named)
+
+    def recreate(self, change: ObjectChange, rtype: ResourceType) -> None:
+        """Create the object again from the source, unless a live object holds one of its unique keys."""
+        was = self.source.get(change.type_name, change.id)
+        assert was is not None
+        for unique in rtype.unique_keys:
+            value = unique.value_of(was.data)
+            holders = self.holders(rtype, unique.name, value) if value is not None else []
+            if holders:
+                holder = holders[0]
+                self.skip(
+                    change,
+                    f"not re-created: its {unique.name} {value!r} is held by {rtype.name} "
+                    f"{holder.display(rtype.display) or holder.id!r} ({holder.id}); Graph refuses a second one",
+                )
+                return
+        spec = rtype.recreate_as_new
+        assert spec is not None
+        key = was.data.get(spec.find_by)
+        twin = next(
+            (o for o in self.live.of_type(rtype.name) if isinstance(key, str) and o.data.get(spec.find_by) == key), None
+        )
+        if twin is not None:
+            self.skip(
+                change,
+                f"not re-created: its {spec.find_by} {key!r} is also live {rtype.name} {twin.id}'s, so an interrupted "
+                "apply could not tell which one it made; rename one of them, then plan again",
+            )
+            return
+        before = len(self.writes)
+        self.write(change, Step.CREATE)
+        if len(self.writes) == before:
+            return
+        self.recreated[fold_id(change.id)] = change.type_name
+        for value in changing_ids(self.registry, self.writes[-1], self.source).values():
+            self.changing.add(fold_id(value))  # an application's appId: new too
+        staged = {
+            name: (value, target_value(prop, was))
+            for name, value in spec.staged.items()
+            if (prop := rtype.prop(name)) is not None and target_value(prop, was) != value
+        }
+        if staged:
+            # Switched to the backup's values only after every create: the policy's references exist by then.
+            self.write(change, Step.UPDATE, tuple((name, now, after) for name, (now, after) in staged.items()))
+
+    def remap(self, report: DifferenceReport) -> None:
+        """The writes that point references back at re-created objects: their own links, the links of others
+        that named them (Graph dropped those with the object), and the policies that still name their old ids."""
+        if not self.recreated:
+            return
+        planned = {w.key for w in self.writes}
+        for change in report.changes:
+            rtype = self.registry.get(change.type_name)
+            if fold_id(change.id) in self.recreated:
+                self.own_links(change, rtype)
+                continue
+            for link in change.links:
+                spec = rtype.prop(link.name)
+                now = self.live.get(change.type_name, change.id)
+                if link.blocker is not Blocker.TARGET_GONE or spec is None or spec.link is None or now is None:
+                    continue
+                if property_blocker(rtype, spec, now) is not None or spec.link.is_read_only(now.data):
+                    continue
+                for target in link.removed:
+                    if fold_id(target) in self.recreated:
+                        self.write(change, Step.ADD_LINK, ((link.name, None, target),), link=link.name, target=target)
+        self.references(planned)
+        # An object whose only difference was a link to a gone object is written now: it is no longer "skipped".
+        written = {w.key for w in self.writes}
+        self.skipped = [
+            s
+            for s in self.skipped
+            if (s.type_name, s.object_id) not in written or (s.type_name, s.object_id) in planned
+        ]
+
+    def own_links(self, change: ObjectChange, rtype: ResourceType) -> None:
+        """A re-created object's links (a group's members and owners) to objects that exist, or come back."""
+        was = self.source.get(change.type_name, change.id)
+        assert was is not None
+        for spec in rtype.links:
+            # Every link it had, its owners too (recovery otherwise only tracks those): it is made whole again.
+            if (
+                spec.scope not in (Scope.RECOVER, Scope.TRACK)
+                or spec.read_only
+                or spec.link is None
+                or spec.link.is_read_only(was.data)
+            ):
+                continue
+            for target in sorted(was.data.get(spec.name) or ()):
+                if self._anywhere(str(target), spec.refs) is not None:
+                    self.write(change, Step.ADD_LINK, ((spec.name, None, target),), link=spec.name, target=target)
+
+    def _anywhere(self, object_id: str, types: tuple[str, ...]) -> str | None:
+        """The type (of `types`) of a live, restored or re-created object with this id; None when it is gone."""
+        folded = fold_id(object_id)
+        if folded in self.recreated:
+            return self.recreated[folded]
+        if any(w.step is Step.RESTORE and fold_id(w.object_id) == folded for w in self.writes):
+            return next(w.type_name for w in self.writes if fold_id(w.object_id) == folded)
+        found = (self.live.get(t, folded) for t in types)
+        return next((o.type_name for o in found if o is not None and o.lifecycle is Lifecycle.ACTIVE), None)
+
+    def references(self, planned: set[tuple[str, str]]) -> None:
+        """Policies (types whose references Graph keeps after a delete) that name a re-created object's old id:
+        the property is written again, so that apply sends it with the new id."""
+        updating = {
+            (w.type_name, w.object_id): {n for n, _, _ in w.changes} for w in self.writes if w.step is Step.UPDATE
+        }
+        for now in self.live:
+            rtype = self.registry.get(now.type_name)
+            was = self.source.get(now.type_name, now.id)
+            if not rtype.stale_references or was is None or was.lifecycle is not Lifecycle.ACTIVE:
+                continue
+            if now.lifecycle is not Lifecycle.ACTIVE or rtype.is_synchronized(now.data):
+                continue
+            props = sorted(
+                {
+                    r.path.split(".")[0]
+                    for r in object_references(rtype, was.data, links=False)
+                    if fold_id(r.target) in self.recreated
+                }
+                - updating.get(now.key, set())
+            )
+            for name in props:
+                spec = rtype.prop(name)
+                if spec is None or spec.scope is not Scope.RECOVER or spec.read_only:
+                    continue
+                change = ObjectChange(
+                    rtype.name, now.id, now.display(rtype.display), ChangeKind.MODIFIED, Action.UPDATE, None
+                )
+                self.write(change, Step.UPDATE, ((name, thaw(now.data.get(name)), target_value(spec, was)),))
 
     def restorable(
         self, change: ObjectChange, rtype: ResourceType, was: ObjectState, soft_deleting: set[tuple[str, str]]
@@ -385,11 +558,22 @@ def build_plan(
     """The steps that undo `report`'s recoverable changes, ordered: key-freeing soft-deletes, restores, ... deletes."""
     planner = _Planner(registry, source, live, options)
     soft_deleting = {(c.type_name, c.id) for c in report.changes if c.action is Action.SOFT_DELETE}
-    # Restores first: they decide which soft-deletes must run before them.
-    ordered = sorted(report.changes, key=lambda c: c.action is not Action.RESTORE)
+
+    # Re-creations first: what names a re-created object is written (not refused as naming a gone one). Then
+    # restores: they decide which soft-deletes must run before them.
+    # Policies last among re-creations: they name the others, which are then known to come back.
+    def order(change: ObjectChange) -> tuple[bool, bool, bool]:
+        rtype = registry.get(change.type_name)
+        again = planner.recreatable(change, rtype)
+        return (not again, again and rtype.stale_references, change.action is not Action.RESTORE)
+
+    ordered = sorted(report.changes, key=order)
     for change in ordered:
         planner.plan(change, soft_deleting)
-    writes = tuple(planner.first) + tuple(sorted(planner.writes, key=lambda w: STEP_ORDER[w.step]))
+    planner.remap(report)
+    ordered_writes = sorted(planner.writes, key=lambda w: STEP_ORDER[w.step])
+    changing = frozenset(planner.recreated) | frozenset(planner.changing)
+    writes = tuple(planner.first) + tuple(dependencies_first(ordered_writes, changing))
     writes = _deletes_graph_allows(registry, writes, source, live, planner)
     skipped = tuple(sorted(planner.skipped, key=lambda s: (s.type_name, s.display or "", s.object_id)))
     plan = Plan(
@@ -463,7 +647,11 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "backup": {"tag": plan.backup, "commit": plan.backup_commit, "kind": plan.kind.value},
         "scope": {"types": list(plan.scope.types), "ids": list(plan.scope.ids)},
         "created": plan.created,
-        "options": {"allowDelete": plan.options.allow_delete, "allowEmpty": list(plan.options.allow_empty)},
+        "options": {
+            "allowDelete": plan.options.allow_delete,
+            "allowEmpty": list(plan.options.allow_empty),
+            **({"recreate": True} if plan.options.recreate else {}),  # only then, so other plans read as before
+        },
         "protected": [{"type": p.type_name, "id": p.object_id, "label": p.label, "via": p.via} for p in plan.protected],
         "breakGlass": list(plan.break_glass),
         "warnings": list(plan.warnings),
@@ -531,7 +719,9 @@ def plan_from_document(document: Mapping[str, Any]) -> Plan:
         document.get("created", ""),
         document.get("checksum", ""),
         SourceKind(document["backup"].get("kind", "backup")),
-        PlanOptions(bool(options.get("allowDelete")), tuple(options.get("allowEmpty") or ())),
+        PlanOptions(
+            bool(options.get("allowDelete")), tuple(options.get("allowEmpty") or ()), options.get("recreate") is True
+        ),
         tuple(ProtectedObject(p["type"], p["id"], p["label"], p["via"]) for p in document.get("protected", ())),
         tuple(document.get("breakGlass", ())),
         tuple(document.get("warnings", ())),

@@ -22,6 +22,7 @@ from entra_gitops.model.tenant import Lifecycle, TenantState
 from entra_gitops.recovery.errors import PlanFileError
 from entra_gitops.recovery.journal import JournalEvent
 from entra_gitops.recovery.plan import Plan, fingerprint
+from entra_gitops.recovery.recreate import recreated_ids
 from entra_gitops.recovery.steps import LINK_STEPS, Step, StepError, Write, check_step, derive_request, link_ids
 from entra_gitops.state.sources import live_state, targeted_live_state
 
@@ -68,6 +69,7 @@ def verify_plan(
     problems: list[str] = []
     writes: list[Write] = []
     settled: set[int] = set()
+    recreated = recreated_ids(registry, plan.writes)
     for index, write in enumerate(plan.writes):
         was, now = source.get(*write.key), live.get(*write.key)
         label = f"step {index + 1} ({write.step.value} {write.type_name} {write.object_id})"
@@ -86,8 +88,9 @@ def verify_plan(
             continue
         try:
             check_step(
-                registry, write, source, live, allow_delete=plan.options.allow_delete, touched=write.key in touched
-            )
+                registry, write, source, live, allow_delete=plan.options.allow_delete, touched=write.key in touched,
+                recreate=plan.options.recreate, recreated=recreated,
+            )  # fmt: skip
             derived = derive_request(registry, write, was, now)
         except StepError as err:
             problems.append(f"{label}: {err}")

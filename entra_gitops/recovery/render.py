@@ -11,10 +11,13 @@ from collections import Counter
 from typing import Any
 
 from entra_gitops.model.attribution import by_text
+from entra_gitops.model.ids import fold_id
+from entra_gitops.model.registry import default_registry
 from entra_gitops.model.tenant import SourceKind
 from entra_gitops.model.textsafe import json_safe, printable
 from entra_gitops.recovery.outcome import ApplyOutcome
 from entra_gitops.recovery.plan import Plan, plan_json
+from entra_gitops.recovery.recreate import recreated_ids
 from entra_gitops.recovery.safety import NOTHING_FOUND, Assessment
 from entra_gitops.recovery.steps import LINK_STEPS, Step, Write
 from entra_gitops.report.markdown import markdown_text
@@ -59,14 +62,46 @@ def plan_summary(plan: Plan) -> str:
     return f"Plan: {len(plan.writes)} write(s) to bring the tenant to {_target(plan)}: {parts}."
 
 
-def _change_lines(write: Write) -> list[str]:
+def _change_lines(write: Write, recreated: frozenset[str] = frozenset()) -> list[str]:
+    """What a write changes, a line each; an id of an object the plan re-creates is marked, as it is sent with
+    the new id Graph gives that object."""
+    if write.step is Step.CREATE and fold_id(write.object_id) in recreated:
+        lines = [f"~ re-created from the backup, where its id was {write.object_id}: Graph gives it a new id"]
+        if isinstance(write.body, dict) and "passwordProfile" in write.body:
+            lines.append("~ a password is made as apply sends this, written nowhere: the user must reset it")
+        renamed = [n for n, kind in default_registry().get(write.type_name).server_generated.items() if kind == "uuid"]
+        for name in (n for n in renamed if n != "id"):
+            lines.append(
+                f"~ Graph gives it a new {name} too: whatever signs in with the old one needs the new one, and new "
+                "credentials (secrets are never backed up); the writes below that name it are sent with it"
+            )
+        return [printable(line) for line in lines]
     if write.step in LINK_STEPS:
         verb = "add" if write.step is Step.ADD_LINK else "remove"
-        return [printable(f"~ {write.link}: {verb} {write.target}")]
-    return [
+        owner = f" (of {write.object_id} → new id, re-created)" if fold_id(write.object_id) in recreated else ""
+        moved = " → new id (re-created)" if write.target and fold_id(write.target) in recreated else ""
+        return [printable(f"~ {write.link}: {verb} {write.target}{moved}{owner}")]
+    lines = [
         printable(f"~ {name}{f'[{write.item}]' if write.item else ''}: {format_value(now)} -> {format_value(after)}")
         for name, now, after in write.changes
     ]
+    named = sorted({i for _, _, after in write.changes for i in _ids_in(after) if fold_id(i) in recreated})
+    lines += [printable(f"~ {old} → new id (re-created): sent with the id Graph gives it") for old in named]
+    return lines
+
+
+def _ids_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [i for v in value.values() for i in _ids_in(v)]
+    if isinstance(value, list | tuple):
+        return [i for v in value for i in _ids_in(v)]
+    return []
+
+
+def _recreated(plan: Plan) -> frozenset[str]:
+    return recreated_ids(default_registry(), plan.writes) if plan.options.recreate else frozenset()
 
 
 def _who(plan: Plan, type_name: str, object_id: str) -> str | None:
@@ -79,6 +114,8 @@ def _options(plan: Plan) -> list[str]:
     lines = []
     if plan.options.allow_delete:
         lines.append("made with --allow-delete: objects without soft delete are deleted permanently")
+    if plan.options.recreate:
+        lines.append("made with --recreate: objects gone from Graph are created again from the backup, with new ids")
     if plan.options.allow_empty:
         lines.append(f"made with --allow-empty {' '.join(plan.options.allow_empty)}: those types are to be emptied")
     if plan.protected:
@@ -97,12 +134,13 @@ def render_plan_text(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> str:
         *(f"  {line}" for line in _options(plan)),
         "",
     ]
+    recreated = _recreated(plan)
     for number, write in enumerate(plan.writes, start=1):
         symbol, word = STEP_WORDS[write.step]
         warning = "   (permanent: cannot be undone)" if write.irreversible else ""
         lines.append(f"{number:>4}. {symbol} {word:<11} {_label(write)}{warning}")
         lines.append(f"        {write.method} {printable(write.path)}")
-        lines.extend(f"        {line}" for line in _change_lines(write))
+        lines.extend(f"        {line}" for line in _change_lines(write, recreated))
         who = _who(plan, write.type_name, write.object_id)
         if who is not None:
             lines.append(f"        {who}")
@@ -136,12 +174,15 @@ def render_plan_markdown(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> 
         "",
     ]
     lines += [f"- {markdown_text(line)}" for line in _options(plan)]
+    recreated = _recreated(plan)
     if plan.writes:
         lines += ["", "| # | write | object | request | changes |", "|---|---|---|---|---|"]
         for number, write in enumerate(plan.writes, start=1):
             symbol, word = STEP_WORDS[write.step]
             word = f"**{word}** (permanent)" if write.irreversible else word
-            changes = "<br>".join(markdown_text(line.removeprefix("~ "))[:300] for line in _change_lines(write))
+            changes = "<br>".join(
+                markdown_text(line.removeprefix("~ "))[:300] for line in _change_lines(write, recreated)
+            )
             who = _who(plan, write.type_name, write.object_id)
             label = markdown_text(_label(write)) + (f"<br>_{markdown_text(who)}_" if who else "")
             lines.append(
@@ -203,5 +244,6 @@ def apply_document(plan: Plan, outcome: ApplyOutcome | None, recorded: str | Non
         "failures": [failure.record() for failure in outcome.failures],
         "warnings": list(outcome.warnings),
         "overrides": list(outcome.overrides),
+        "recreated": [{"type": t, "backupId": old, "newId": new} for t, old, new in outcome.recreated],
         "history": recorded,
     }

@@ -187,6 +187,8 @@ def derive_request(
         if rtype.singleton:
             raise StepError(f"{rtype.name} is a singleton: it is never deleted")
         return Request("DELETE", item_path(rtype, write.object_id, (live or source).data if live or source else None))
+    if step is Step.CREATE and rtype.recreate_as_new is not None:
+        return _recreation(rtype, source)
     if step is Step.CREATE:
         if not rtype.recreate or rtype.collection is None or source is None:
             raise StepError(f"{rtype.name} objects are not re-created by recovery")
@@ -196,7 +198,14 @@ def derive_request(
         body = {k: thaw(v) for k, v in source.data.items() if k not in rtype.server_generated and k != "id"}
         return Request("POST", graph_path(rtype.collection, **params), body)
     if step in LINK_STEPS:
-        prop = _recover_property(rtype, write.link or "")
+        # An object created again gets every link it had (its owners too, which recovery otherwise only tracks):
+        # it is the only kind of object a link is added to while it is absent live.
+        recreating = step is Step.ADD_LINK and rtype.recreate_as_new is not None and live is None and source is not None
+        tracked = rtype.prop(write.link or "")
+        if recreating and tracked is not None and tracked.link is not None and tracked.scope is Scope.TRACK:
+            prop = tracked
+        else:
+            prop = _recover_property(rtype, write.link or "")
         if prop.link is None or not write.target:
             raise StepError(f"{rtype.name}.{write.link} is not a link, or the step names no linked object")
         if step is Step.ADD_LINK:
@@ -244,6 +253,34 @@ def derive_request(
     return Request("PATCH", item_path(rtype, write.object_id, data), body)
 
 
+def _recreation(rtype: ResourceType, source: ObjectState | None) -> Request:
+    """The create of an object gone from Graph, from the backup: its `recover` properties and what Graph requires
+    (createRequires). Its links are written after it, and a password is added only as apply sends it."""
+    if source is None or rtype.collection is None:
+        raise StepError(f"{rtype.name}: nothing in the source to re-create")
+    if rtype.kind_of(source.data) is not None:
+        raise StepError(f"{rtype.kind_of(source.data)} objects are not re-created: their identity is another's")
+    writable = {
+        p.name
+        for p in rtype.properties
+        if p.scope is Scope.RECOVER and not p.read_only and p.link is None and not p.write_action
+    }
+    spec = rtype.recreate_as_new
+    assert spec is not None
+    writable.update(spec.also)
+    if rtype.subtypes:
+        writable.add("@odata.type")  # Graph creates a subtyped object (a named location) as its concrete type
+    body = {k: thaw(v) for k, v in source.data.items() if k in writable or k in rtype.create_requires}
+    body.update(thaw(spec.staged))  # a policy is created disabled: a later step sets the backup's state
+    if spec.password:
+        # The password is apply's to make, as it sends the create: no plan, file or journal ever holds it.
+        body["passwordProfile"] = {"forceChangePasswordNextSignIn": True}
+    missing = [name for name in rtype.create_requires if name not in body]
+    if missing:
+        raise StepError(f"the backup holds no {', '.join(missing)}, which Graph requires to create a {rtype.name}")
+    return Request("POST", rtype.collection, body)
+
+
 def check_id(rtype: ResourceType, object_id: str) -> None:
     """Refuse an id that could not be one of this type's (a path segment, a traversal, a GUID type's non-GUID)."""
     try:
@@ -263,11 +300,14 @@ def check_step(
     *,
     allow_delete: bool,
     touched: bool = False,
+    recreate: bool = False,
+    recreated: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse a step that recovery to `source` would not make from `live` (StepError says why).
 
     `touched` is for a rerun: an object an earlier run of the plan already wrote has moved on purpose,
-    so only what the step writes is checked, not what it says the object holds now.
+    so only what the step writes is checked, not what it says the object holds now. `recreate`: the plan was
+    made with --recreate; `recreated` are the (folded) ids of the objects it creates again with new ids.
     """
     rtype = registry.get(write.type_name)
     check_id(rtype, write.object_id)
@@ -284,6 +324,8 @@ def check_step(
         raise StepError(f"the source holds {rtype.name} {write.object_id}: recovery keeps it")
     if step is Step.DELETE and not allow_delete:
         raise StepError("a permanent delete, but the plan was not made with --allow-delete")
+    if step is Step.CREATE and rtype.recreate_as_new is not None and not recreate:
+        raise StepError(f"a re-creation of a {rtype.name} with a new id, but the plan was not made with --recreate")
     if step is Step.CREATE:
         assert was is not None
         if now is not None:
@@ -296,10 +338,17 @@ def check_step(
             raise StepError(f"the source {'lacks' if step is Step.ADD_LINK else 'has'} that {write.link} link")
     if step in (Step.UPDATE, Step.ACTION):
         assert was is not None
-        _check_changes(rtype, write, was, now, touched)
+        _check_changes(rtype, write, was, now, touched, recreated)
 
 
-def _check_changes(rtype: ResourceType, write: Write, was: ObjectState, now: ObjectState | None, touched: bool) -> None:
+def _check_changes(
+    rtype: ResourceType,
+    write: Write,
+    was: ObjectState,
+    now: ObjectState | None,
+    touched: bool,
+    recreated: frozenset[str] = frozenset(),
+) -> None:
     for name, said_now, after in write.changes:
         prop = rtype.prop(name)
         if prop is None:
@@ -324,6 +373,20 @@ def _check_changes(rtype: ResourceType, write: Write, was: ObjectState, now: Obj
     if not touched and now is not None and write.item is None:
         # The written properties must be ones that differ: a step never rewrites what already matches.
         props, _ = compare_objects(rtype, was, now)
-        differing = {p.name for p in props}
+        # A property naming an object re-created with a new id is written although it matches: apply moves it.
+        differing = {p.name for p in props} | {
+            name for name, _, after in write.changes if recreated and _names_any(after, recreated)
+        }
         if not {name for name, _, _ in write.changes} <= differing:
             raise StepError("the step writes properties that already match the source")
+
+
+def _names_any(value: Any, ids: frozenset[str]) -> bool:
+    """Whether a JSON-like value holds any of `ids` (folded) as a string."""
+    if isinstance(value, str):
+        return fold_id(value) in ids
+    if isinstance(value, Mapping):
+        return any(_names_any(v, ids) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_names_any(v, ids) for v in value)
+    return False

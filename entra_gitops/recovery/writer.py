@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import string
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +14,7 @@ from entra_gitops.model.ids import fold_id, graph_path
 from entra_gitops.model.progress import SILENT, Progress
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.recovery.errors import PlanFileError
+from entra_gitops.recovery.recreate import remap_write
 from entra_gitops.recovery.steps import LINK_STEPS, Step, Write
 
 WRITES_PER_SECOND = 20.0
@@ -48,6 +51,10 @@ class Writer:
     ) -> None:
         self.client = client
         self.registry = registry
+        # Objects re-created with new ids: folded backup id -> the id Graph gave it (from the journal on a rerun).
+        self.ids: dict[str, str] = {}
+        # The other ids a re-creation changes: folded backup id -> {property: the backup's value} (an appId).
+        self.renames: dict[str, dict[str, str]] = {}
         self.pacer = Pacer(
             write_rate,
             lambda seconds, which: progress.waiting(seconds, f"the write pace, {write_rate:g}/s{which}"),
@@ -55,9 +62,28 @@ class Writer:
 
     def body(self, write: Write) -> Any:
         if write.step is Step.ADD_LINK and isinstance(write.body, dict):
-            target = str(write.body["@odata.id"]).rsplit("/", 1)[-1]
-            return {"@odata.id": f"{self.client.base_url}/directoryObjects/{target}"}
+            target = write.target or str(write.body["@odata.id"]).rsplit("/", 1)[-1]
+            return {"@odata.id": f"{self.client.base_url}/directoryObjects/{graph_path('{t}', t=target)}"}
+        spec = self.registry.get(write.type_name).recreate_as_new
+        if write.step is Step.CREATE and spec is not None and spec.password and isinstance(write.body, dict):
+            # Made as the request is sent, held by nothing else: no plan, journal, log or history has it.
+            profile = {**write.body.get("passwordProfile", {}), "password": new_password()}
+            return {**write.body, "passwordProfile": profile}
         return write.body
+
+    def outgoing(self, write: Write) -> Write:
+        """The write as it is sent: the new id wherever it names an object this plan re-created."""
+        return remap_write(write, self.ids)
+
+    def learn(self, write: Write, response: GraphResponse) -> None:
+        """Keep the id Graph gave an object this plan re-created, from the create's answer."""
+        if write.step is Step.CREATE and self.registry.get(write.type_name).recreate_as_new is not None:
+            made = response.json()
+            if isinstance(made, dict) and isinstance(made.get("id"), str):
+                self.ids[fold_id(write.object_id)] = made["id"]
+                for name, old in self.renames.get(fold_id(write.object_id), {}).items():
+                    if isinstance(made.get(name), str):
+                        self.ids[fold_id(old)] = made[name]
 
     def guard(self, write: Write) -> None:
         """The last line: nothing is ever purged from deleted items, whatever a step says."""
@@ -66,24 +92,34 @@ class Writer:
 
     async def send(self, write: Write) -> int:
         """Send one write; returns Graph's status, or raises GraphError."""
+        planned, write = write, self.outgoing(write)
         self.guard(write)
         rtype = self.registry.get(write.type_name)
         await self.pacer.wait()
         response = await self.client.send(write.method, write.path, body=self.body(write), scope=rtype.throttle_scope)
+        self.learn(planned, response)
         return response.status
 
     async def send_batch(self, writes: list[Write]) -> list[GraphResponse]:
         """Several independent writes in one $batch call; each still counts against the write pace."""
+        planned, writes = writes, [self.outgoing(w) for w in writes]
         for number, write in enumerate(writes, 1):
             self.guard(write)
             await self.pacer.wait(f" (write {number} of {len(writes)} in this $batch)")
         requests = [BatchRequest(str(n), w.method, w.path, self.body(w)) for n, w in enumerate(writes)]
         answers = await self.client.batch(requests)
-        return [answers[str(n)] for n in range(len(writes))]
+        found = [answers[str(n)] for n in range(len(writes))]
+        for write, answer in zip(planned, found, strict=True):
+            if answer.status < 400:
+                self.learn(write, answer)
+        return found
 
     async def applied(self, write: Write) -> bool:
         """Whether a write whose answer was lost (or refused as redundant) took effect anyway."""
         rtype = self.registry.get(write.type_name)
+        if write.step is Step.CREATE and rtype.recreate_as_new is not None:
+            return await self._recreated(write, rtype)
+        write = self.outgoing(write)
         if write.step in (Step.UPDATE, Step.ACTION):
             return False  # resending is harmless: PATCH and these actions are idempotent
         if write.step in (Step.RESTORE, Step.SOFT_DELETE, Step.DELETE):
@@ -119,6 +155,41 @@ class Writer:
         existing = await self.client.list_all(write.path, params, scope=rtype.throttle_scope)
         keys = [k for k in body if k not in ("displayName",)]
         return any(all(_same_value(e.get(k), body[k]) for k in keys) for e in existing)
+
+    async def _recreated(self, write: Write, rtype: ResourceType) -> bool:
+        """Whether an earlier attempt at this re-creation made the object: found by its key (a UPN), then kept."""
+        spec = rtype.recreate_as_new
+        assert spec is not None and rtype.collection is not None
+        body = self.outgoing(write).body  # a service principal of a re-created application: by its new appId
+        value = body.get(spec.find_by) if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            return False
+        quoted = value.replace("'", "''")  # OData's escape for a quote inside a string literal
+        params = {"$filter": f"{spec.find_by} eq '{quoted}'", "$select": f"id,{spec.find_by}"}
+        found = await self.client.list_all(rtype.collection, params, scope=rtype.throttle_scope)
+        if len(found) != 1 or not isinstance(found[0].get("id"), str):
+            return False
+        self.ids[fold_id(write.object_id)] = found[0]["id"]
+        renames = self.renames.get(fold_id(write.object_id), {})
+        if renames:
+            # Its other new ids (an application's appId) are read too: what names them is sent with them.
+            item = graph_path(rtype.item or "", id=found[0]["id"])
+            answer = await self.client.send(
+                "GET", item, params={"$select": ",".join(renames)}, scope=rtype.throttle_scope
+            )
+            made = answer.json() or {}
+            self.ids.update(
+                {fold_id(old): made[name] for name, old in renames.items() if isinstance(made.get(name), str)}
+            )
+        return True
+
+
+def new_password() -> str:
+    """A password for a re-created user: 32 characters from every class Microsoft Entra's policy counts."""
+    classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits, "!#%+-.:=?@_~")
+    chosen = [secrets.choice(c) for c in classes] + [secrets.choice("".join(classes)) for _ in range(28)]
+    secrets.SystemRandom().shuffle(chosen)
+    return "".join(chosen)
 
 
 def _same_value(found: Any, wanted: Any) -> bool:
