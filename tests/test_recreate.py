@@ -129,6 +129,17 @@ def apply(repo: Path, url: str, plan_file: Path, *args: str) -> Any:
     return run_main("apply", plan_file, "--repo", repo, "--graph-url", url, "--auto-approve", *args)
 
 
+def recreated_by_apply(repo: Path, url: str, tmp_path: Path) -> dict[str, str]:
+    """plan --recreate, then its apply, each succeeding: backup id -> the new id of every object re-created."""
+    made = plan(repo, url, tmp_path / "plan.json", "--recreate")
+    assert made.returncode == 0, made.stdout + made.stderr
+    applied = apply(repo, url, tmp_path / "plan.json", "--format", "json")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    report = json.loads(applied.stdout)
+    assert report["status"] == "succeeded", report["warnings"]
+    return {r["backupId"]: r["newId"] for r in report["recreated"]}
+
+
 def test_an_answer_lost_after_the_create_is_found_by_its_name_and_never_created_twice(
     tmp_path: Path, tenant: tuple[str, Emulator, SyncGraph]
 ) -> None:
@@ -203,14 +214,7 @@ def test_a_hard_deleted_group_comes_back_with_its_members_owners_and_policies(
     using = sorted(p["id"] for p in policies if EXCLUSIONS in p["conditions"]["users"]["excludeGroups"])
     assert before and owners and using
     hard_delete(api, "groups", EXCLUSIONS)
-    made = plan(repo, url, tmp_path / "plan.json", "--recreate")
-    assert made.returncode == 0, made.stdout + made.stderr
-    applied = apply(repo, url, tmp_path / "plan.json", "--format", "json")
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    report = json.loads(applied.stdout)
-    assert report["status"] == "succeeded", report["warnings"]
-    [recreated] = report["recreated"]
-    new_id = recreated["newId"]
+    [new_id] = recreated_by_apply(repo, url, tmp_path).values()
     assert members(api, new_id) == before
     assert {o["id"] for o in api.get(f"groups/{new_id}/owners").json()["value"]} == owners
     policies = api.get("identity/conditionalAccess/policies").json()["value"]
@@ -310,11 +314,7 @@ def test_a_deleted_custom_authentication_strength_comes_back_with_the_policy_tha
     was = api.get(f"policies/authenticationStrengthPolicies/{strength}").json()
     purge_policy_item(api, POLICIES, "policies", guests)
     assert api.delete(f"policies/authenticationStrengthPolicies/{strength}").status_code == 204  # no soft delete
-    made = plan(repo, url, tmp_path / "plan.json", "--recreate")
-    assert made.returncode == 0, made.stdout + made.stderr
-    applied = apply(repo, url, tmp_path / "plan.json", "--format", "json")
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    new = {r["backupId"]: r["newId"] for r in json.loads(applied.stdout)["recreated"]}
+    new = recreated_by_apply(repo, url, tmp_path)
     assert set(new) == {guests, strength}
     again = api.get(f"policies/authenticationStrengthPolicies/{new[strength]}").json()
     assert sorted(again["allowedCombinations"]) == sorted(was["allowedCombinations"])
@@ -348,13 +348,7 @@ def test_a_hard_deleted_service_principal_comes_back_with_its_assignments_and_gr
     assert assigned and granted
     hard_delete(api, "servicePrincipals", HR_SP)
     hard_delete(api, "servicePrincipals", CLI_SP)  # Microsoft's app: a principal made again by its appId
-    made = plan(repo, url, tmp_path / "plan.json", "--recreate")
-    assert made.returncode == 0, made.stdout + made.stderr
-    applied = apply(repo, url, tmp_path / "plan.json", "--format", "json")
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    report = json.loads(applied.stdout)
-    assert report["status"] == "succeeded", report["warnings"]
-    new = {r["backupId"]: r["newId"] for r in report["recreated"]}
+    new = recreated_by_apply(repo, url, tmp_path)
     assert set(new) == {HR_SP, CLI_SP}
     assert assignments(api, new[HR_SP]) == assigned
     assert admin_grants(api, new[HR_SP]) == granted

@@ -84,9 +84,10 @@ SAVED = {
 @click.option(
     "--recreate",
     is_flag=True,
-    help="Also create again, from the backup, users, groups, Conditional Access policies, named locations and "
-    "authentication strengths gone from Graph (not even in deleted items): each gets a new id, and the plan moves "
-    "every reference to it (memberships, policies' users, groups, locations, strengths) there.",
+    help="Also create again, from the backup, what is gone from Graph (not even in deleted items): users, groups, "
+    "applications (a new appId), service principals, Conditional Access policies (enabled last), named locations, "
+    "authentication strengths, and the assignments and grants that went with them. Each gets a new id, and the "
+    "plan moves every reference to it there.",
 )
 @click.option(
     "--allow-empty",

@@ -225,8 +225,10 @@ _BEFORE_CREATE_KIND = {
 
 
 def _required_on_create(rtype: ResourceType, body: Mapping[str, Any]) -> None:
-    """user-post-users.md and group-post-groups.md: a create names every required property (x-entra-graph
-    createRequires), and a user's password meets Microsoft Entra's complexity rule (password-policies.md: 8 to
+    """A create names every required property (x-entra-graph createRequires: user-post-users.md,
+    group-post-groups.md, application-post-applications.md, serviceprincipal-post-serviceprincipals.md,
+    conditionalaccessroot-post-policies.md, conditionalaccessroot-post-namedlocations.md,
+    authenticationstrengthroot-post-policies.md), and a user's password meets Microsoft Entra's complexity rule (password-policies.md: 8 to
     256 characters, three of lowercase, uppercase, digits and symbols). A kind has its own rules (an agent user
     has no password: agentuser-post.md)."""
     if rtype.kind_of(body) is not None:

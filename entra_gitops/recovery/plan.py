@@ -429,8 +429,9 @@ class _Planner:
         folded = fold_id(object_id)
         if folded in self.recreated:
             return self.recreated[folded]
-        if any(w.step is Step.RESTORE and fold_id(w.object_id) == folded for w in self.writes):
-            return next(w.type_name for w in self.writes if fold_id(w.object_id) == folded)
+        restoring = next((w for w in self.writes if w.step is Step.RESTORE and fold_id(w.object_id) == folded), None)
+        if restoring is not None:
+            return restoring.type_name
         found = (self.live.get(t, folded) for t in types)
         return next((o.type_name for o in found if o is not None and o.lifecycle is Lifecycle.ACTIVE), None)
 

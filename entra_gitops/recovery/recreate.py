@@ -13,7 +13,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from entra_gitops.model.frozen import freeze, thaw
+from entra_gitops.model.frozen import freeze, strings_in, thaw
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.registry import Registry
 from entra_gitops.model.tenant import ObjectState, TenantState
@@ -91,21 +91,9 @@ def remap_object(registry: Registry, obj: ObjectState, ids: Mapping[str, str]) -
 
 def unresolved(write: Write, recreated: frozenset[str], ids: Mapping[str, str]) -> str | None:
     """The first re-created object a write names whose new id is not known (its create failed), or None."""
-    named = [write.target, *write.path.split("/"), *_strings(write.body)]
-    if write.step is Step.CREATE:
-        named = [write.target, *_strings(write.body)]
+    path = () if write.step is Step.CREATE else write.path.split("/")  # a create's path is the collection's
+    named = [write.target, *path, *strings_in(write.body)]
     return next((n for n in named if n and fold_id(n) in recreated and fold_id(n) not in ids), None)
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v)
 
 
 def dependencies_first(writes: list[Write], recreated: frozenset[str]) -> list[Write]:
@@ -115,7 +103,8 @@ def dependencies_first(writes: list[Write], recreated: frozenset[str]) -> list[W
     if len(creates) < 2 or not recreated:
         return writes
     needs = {
-        fold_id(w.object_id): {fold_id(s) for s in _strings(w.body) if fold_id(s) in recreated} - {fold_id(w.object_id)}
+        fold_id(w.object_id): {fold_id(s) for s in strings_in(w.body) if fold_id(s) in recreated}
+        - {fold_id(w.object_id)}
         for w in creates
     }
     placed: list[Write] = []

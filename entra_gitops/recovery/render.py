@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from entra_gitops.model.attribution import by_text
+from entra_gitops.model.frozen import strings_in
 from entra_gitops.model.ids import fold_id
 from entra_gitops.model.registry import default_registry
 from entra_gitops.model.tenant import SourceKind
@@ -85,19 +86,9 @@ def _change_lines(write: Write, recreated: frozenset[str] = frozenset()) -> list
         printable(f"~ {name}{f'[{write.item}]' if write.item else ''}: {format_value(now)} -> {format_value(after)}")
         for name, now, after in write.changes
     ]
-    named = sorted({i for _, _, after in write.changes for i in _ids_in(after) if fold_id(i) in recreated})
+    named = sorted({i for _, _, after in write.changes for i in strings_in(after) if fold_id(i) in recreated})
     lines += [printable(f"~ {old} → new id (re-created): sent with the id Graph gives it") for old in named]
     return lines
-
-
-def _ids_in(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [i for v in value.values() for i in _ids_in(v)]
-    if isinstance(value, list | tuple):
-        return [i for v in value for i in _ids_in(v)]
-    return []
 
 
 def _recreated(plan: Plan) -> frozenset[str]:

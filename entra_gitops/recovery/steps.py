@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 
-from entra_gitops.model.frozen import thaw
+from entra_gitops.model.frozen import strings_in, thaw
 from entra_gitops.model.ids import fold_id, graph_path, is_guid
 from entra_gitops.model.registry import PropertySpec, Registry, ResourceType, Scope
 from entra_gitops.model.tenant import Lifecycle, ObjectState, TenantState
@@ -375,18 +375,7 @@ def _check_changes(
         props, _ = compare_objects(rtype, was, now)
         # A property naming an object re-created with a new id is written although it matches: apply moves it.
         differing = {p.name for p in props} | {
-            name for name, _, after in write.changes if recreated and _names_any(after, recreated)
+            name for name, _, after in write.changes if any(fold_id(i) in recreated for i in strings_in(after))
         }
         if not {name for name, _, _ in write.changes} <= differing:
             raise StepError("the step writes properties that already match the source")
-
-
-def _names_any(value: Any, ids: frozenset[str]) -> bool:
-    """Whether a JSON-like value holds any of `ids` (folded) as a string."""
-    if isinstance(value, str):
-        return fold_id(value) in ids
-    if isinstance(value, Mapping):
-        return any(_names_any(v, ids) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_names_any(v, ids) for v in value)
-    return False
