@@ -104,6 +104,20 @@ def test_a_hard_deleted_break_glass_account_comes_back_in_its_group_and_its_poli
             assert password.encode() not in path.read_bytes(), path
     assert password not in applied.stdout + applied.stderr
 
+    # The next snapshot tells the re-created account from a new one: in its report, its JSON and its commit.
+    after = run_main("snapshot", "--repo", repo, "--graph-url", url)
+    assert after.returncode == 0, after.stdout + after.stderr
+    backup = document["backup"]["tag"]
+    said = f"user {BREAK_GLASS} re-created from {backup} as {new_id}"
+    assert said in after.stdout
+    assert said in git(repo, "log", "-1", "--format=%B")
+    again = run_main("snapshot", "--repo", repo, "--graph-url", url, "--format", "json")
+    assert json.loads(again.stdout)["recreated"] == []  # said once, by the snapshot that first holds it
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
 
 def upn_holders(api: SyncGraph) -> list[str]:
     found = api.get("users", params={"$filter": f"userPrincipalName eq '{UPN}'", "$select": "id"}).json()["value"]
@@ -382,3 +396,37 @@ def test_a_hard_deleted_application_comes_back_with_a_new_app_id_its_principal_a
     assert assignments(api, new[HR_SP]) == assigned
     journal = "\n".join(json.dumps(e) for e in journal_entries(repo))
     assert old_app_id in journal and app["appId"] in journal  # a rerun would send with the new appId too
+
+
+def test_history_names_only_the_re_creations_since_the_last_backup_of_their_type() -> None:
+    import datetime as dt
+
+    from entra_gitops.state.history import History, recreated_in
+
+    def record(finished: object, *entries: object) -> dict[str, Any]:
+        return {
+            "id": f"r-{finished}",
+            "backup": "backup/20261201T030000Z",
+            "finished": finished,
+            "recreated": list(entries),
+        }
+
+    user = {"type": "user", "backupId": BREAK_GLASS, "newId": "6F1C0B9E-2D4A-4C3B-9A8E-7D6C5B4A3F21"}
+    group = {"type": "group", "backupId": EXCLUSIONS, "newId": "0b6f"}
+    history = History(
+        (
+            record("2026-12-02T10:00:00.500Z", user, group, "damaged", {"type": "user"}),
+            record("2026-12-01T10:00:00Z", {**user, "newId": "old"}),
+            record("not a time", {**user, "newId": "unknown"}),
+        ),
+        (),
+    )
+    last = dt.datetime(2026, 12, 2, 9, tzinfo=dt.UTC)
+    found = history.recreations({"user": last, "group": None})
+    assert [(r.type_name, r.new_id, r.record) for r in found] == [
+        ("user", "6F1C0B9E-2D4A-4C3B-9A8E-7D6C5B4A3F21", "r-2026-12-02T10:00:00.500Z"),
+        ("group", "0b6f", "r-2026-12-02T10:00:00.500Z"),
+    ]
+    assert history.recreations({"group": dt.datetime(2026, 12, 3, tzinfo=dt.UTC)}) == ()  # and users not in scope
+    # Only the objects the snapshot adds, ids compared as Graph does (GUIDs without regard to case).
+    assert recreated_in(found, {"user": frozenset({"6f1c0b9e-2d4a-4c3b-9a8e-7d6c5b4a3f21"})}) == found[:1]

@@ -15,7 +15,7 @@ from entra_gitops.cli.output import warn
 from entra_gitops.model.ids import utc_text
 from entra_gitops.model.registry import Registry, default_registry
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, load_config
-from entra_gitops.model.textsafe import json_text
+from entra_gitops.model.textsafe import json_text, printable
 from entra_gitops.state.gitstore import Backup, StateRepo
 from entra_gitops.state.lock import clear, exclusive
 from entra_gitops.state.normalize import Redaction
@@ -39,6 +39,7 @@ def snapshot_report(outcome: SnapshotOutcome, elapsed: float, registry: Registry
         changed = f"+{added} ~{modified} -{removed}" if added or modified or removed else "-"
         lines.append(f"  {name:<{width}}  {backup.counts[name]:>7}  {backup.deleted.get(name, 0):>7}  {changed}")
     lines += read_lines(outcome)
+    lines += [printable(f"Re-created by entra-gitops apply: {r.line()}.") for r in outcome.recreated]
     if not backup.complete:
         lines.append("This backup covers only the types asked for (--type), so it is marked incomplete.")
     for redaction in outcome.redactions:
@@ -96,6 +97,10 @@ def snapshot_document(outcome: SnapshotOutcome, elapsed: float) -> dict[str, Any
         "pruned": list(outcome.pruned),
         "redactions": [{"type": r.type_name, "id": r.object_id, "path": r.path} for r in outcome.redactions],
         "notes": list(outcome.notes),
+        "recreated": [
+            {"type": r.type_name, "backupId": r.backup_id, "newId": r.new_id, "backup": r.backup, "history": r.record}
+            for r in outcome.recreated
+        ],
         "readBy": dict(sorted(outcome.read_by.items())),
         "fullReads": dict(outcome.full_reasons),
         "statistics": {

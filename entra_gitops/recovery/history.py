@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from entra_gitops.model import canonical
-from entra_gitops.model.errors import StateFileError
 from entra_gitops.recovery.outcome import ApplyOutcome
 from entra_gitops.recovery.plan import Plan
 from entra_gitops.recovery.steps import LINK_STEPS
 from entra_gitops.state.gitstore import StateRepo
+from entra_gitops.state.history import HISTORY_DIR, History, read_history
 
-HISTORY_DIR = "history"
+__all__ = ["HISTORY_DIR", "History", "history_record", "read_history", "record_history"]
 
 
 def history_record(plan: Plan, outcome: ApplyOutcome) -> dict[str, Any]:
@@ -53,31 +52,3 @@ def record_history(store: StateRepo, plan: Plan, outcome: ApplyOutcome, when: dt
     path = f"{HISTORY_DIR}/{record['id']}.yaml"
     store.commit_files({path: canonical.dump(record)}, f"Recovery {record['status']}: {plan.backup}\n", when)
     return path
-
-
-@dataclass(frozen=True)
-class History:
-    """The readable history records at HEAD, newest first, and a warning for each record that is not readable."""
-
-    records: tuple[dict[str, Any], ...]
-    warnings: tuple[str, ...]
-
-    @property
-    def plans(self) -> frozenset[str]:
-        """The checksums of the plans history has a record of."""
-        return frozenset(str(r.get("planChecksum")) for r in self.records)
-
-
-def read_history(store: StateRepo) -> History:
-    """Every readable recovery history record at HEAD, newest first; an unreadable one becomes a warning."""
-    records, warnings = [], []
-    for path, content in store.read_files("HEAD", HISTORY_DIR).items():
-        if not path.endswith(".yaml"):
-            continue
-        try:
-            records.append(canonical.load(content, path))
-        except StateFileError as err:
-            # One damaged file must not hide the others, nor block every later apply (which reads them all).
-            warnings.append(f"skipped {err}: not a readable recovery record")
-    records.sort(key=lambda r: str(r.get("started")), reverse=True)
-    return History(tuple(records), tuple(warnings))

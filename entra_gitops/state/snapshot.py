@@ -16,10 +16,12 @@ from entra_gitops.graph.reader import read_tenant_id
 from entra_gitops.model import canonical
 from entra_gitops.model.attribution import ObjectActors, actors_of_changes
 from entra_gitops.model.errors import EntraGitopsError
+from entra_gitops.model.ids import fold_id
 from entra_gitops.model.progress import Progress, Reads, watched
 from entra_gitops.model.reads import GraphStats
 from entra_gitops.model.registry import Registry, ResourceType
 from entra_gitops.model.settings import CONFIG_FILE, DEFAULT_CONFIG_TEXT, Config, set_tenant_id
+from entra_gitops.model.tenant import Lifecycle
 from entra_gitops.state.gitstore import (
     Backup,
     BlobWriter,
@@ -31,6 +33,7 @@ from entra_gitops.state.gitstore import (
     blob_id,
     parse_backup,
 )
+from entra_gitops.state.history import Recreation, read_history, recreated_in
 from entra_gitops.state.incremental import choose_bases, in_git_thread, read_current, type_basis
 from entra_gitops.state.layout import locate, type_prefixes
 from entra_gitops.state.normalize import Redaction
@@ -60,6 +63,7 @@ class SnapshotOutcome:
     read_by: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # type -> "delta" | "full"
     full_reasons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # why a delta type was not
     audit_warning: str | None = None  # the audit log could not be read: the commit message says "unknown"
+    recreated: tuple[Recreation, ...] = ()  # objects an apply re-created since the last backup, first seen now
 
 
 def suspect_shrinks(
@@ -168,6 +172,29 @@ def actor_section(actors: tuple[ObjectActors, ...], available: bool) -> str:
         if len(actors) > MAX_ACTOR_LINES:
             lines.append(f"- and {len(actors) - MAX_ACTOR_LINES} more objects (entra-gitops diff shows each)")
     return "\n".join(lines) + "\n"
+
+
+def recreations_added(
+    store: StateRepo, registry: Registry, types: tuple[ResourceType, ...], backups: list[Backup], change: TreeChange
+) -> tuple[Recreation, ...]:
+    """The objects this snapshot adds that an apply re-created since the last backup of their type (history says)."""
+    added: dict[str, set[str]] = {}
+    for path in change.added:
+        where = locate(registry, path)
+        if where is not None and where.object_id is not None and where.lifecycle is Lifecycle.ACTIVE:
+            added.setdefault(where.rtype.name, set()).add(fold_id(where.object_id))
+    if not added:
+        return ()
+    since = {t.name: max((b.time for b in backups if t.name in b.counts), default=None) for t in types}
+    recreations = read_history(store).recreations(since)
+    return recreated_in(recreations, {name: frozenset(ids) for name, ids in added.items()})
+
+
+def recreation_section(recreated: tuple[Recreation, ...]) -> str:
+    """The commit message's lines naming each object an apply re-created, so `git log` tells it from a new one."""
+    if not recreated:
+        return ""
+    return "\n".join(["", "Re-created by entra-gitops apply:", *(f"- {r.line()}" for r in recreated)]) + "\n"
 
 
 def pruned_backups(backups: list[Backup], keep: int) -> list[str]:
@@ -324,7 +351,8 @@ async def _snapshot(
     watch.phase("compare")
     change = store.blob_change(blobs, type_prefixes(types), head_blobs)
     by_type = changes_by_type(registry, change)
-    message = commit_message(by_type, counts)
+    recreated = recreations_added(store, registry, types, backups, change)
+    message = commit_message(by_type, counts) + recreation_section(recreated)
     audit_warning = None
     if previous_any is not None and not change.empty:
         # Who made each change since the last backup, so `git log` and `git blame` answer "who" too.
@@ -386,4 +414,5 @@ async def _snapshot(
         read_by=MappingProxyType(read_by),
         full_reasons=MappingProxyType(dict(sorted(reasons.items()))),
         audit_warning=audit_warning,
+        recreated=recreated,
     )
