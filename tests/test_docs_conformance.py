@@ -54,6 +54,11 @@ MFA_TRUSTED_IPS = (
     "00000000-0000-0000-0000-000000000000"  # the built-in location conditionalaccesspolicy-get.md excludes
 )
 SOURCE = "# microsoftgraph/microsoft-graph-docs-contrib:"
+CUSTOM_ROLE = "f189965f-f560-4c59-9101-933d4c87a91a"  # unifiedroledefinition-get.md, example 1
+ELIGIBILITY = (
+    "8MYkhImhnkm70CbBdTyW1BbHHAdHgZdDpbqyEFlRzAs-1-e"  # rbacapplication-list-roleeligibilityscheduleinstances.md
+)
+SEATTLE_UNIT = "4d7ea995-bc0f-45c0-8c3e-132e93bf95f8"  # directory-list-administrativeunits.md
 
 # user-get.md, example 1's response (the default property set), as documented, without @odata.context.
 USER_GET_EXAMPLE_1 = {
@@ -233,6 +238,9 @@ def test_documented_reads_answer_as_documented() -> None:
                 "authorization": "policies/authorizationPolicy",
                 "organization": "organization",
                 "deletedGroup": f"directory/deletedItems/{SAMPLE_GROUP}",
+                "customRole": f"roleManagement/directory/roleDefinitions/{CUSTOM_ROLE}",
+                "eligibility": f"roleManagement/directory/roleEligibilityScheduleInstances/{ELIGIBILITY}",
+                "unit": f"directory/administrativeUnits/{SEATTLE_UNIT}",
             }
             found = {}
             for name, path in paths.items():
@@ -258,6 +266,9 @@ def test_documented_reads_answer_as_documented() -> None:
     assert got["authorization"] == data["policies/authorizationPolicy"]
     assert got["organization"]["value"] == data["organization"]
     assert got["deletedGroup"] == seeded("directory/deletedItems", SAMPLE_GROUP)
+    assert got["customRole"] == seeded("roleManagement/directory/roleDefinitions", CUSTOM_ROLE)
+    assert got["eligibility"] == seeded("roleManagement/directory/roleEligibilityScheduleInstances", ELIGIBILITY)
+    assert got["unit"] == seeded("directory/administrativeUnits", SEATTLE_UNIT)
 
 
 # -- snapshot -------------------------------------------------------------------------------------------

@@ -369,6 +369,9 @@ def cli_as(token: str, *args: Any) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args], env={ENV_LOCAL_TOKEN: token})
 
 
+OSLO_UNIT = "5b3d1c9a-7e2f-4a8b-b6c4-0d9e1f2a3b4c"  # the Oslo office administrative unit
+
+
 def make_drift(url: str) -> None:
     """An administrator's changes to every type recovery writes, through Graph with an opaque (admin) token."""
     with httpx.Client(base_url=url + "/", headers=ADMIN, timeout=30) as http:
@@ -397,6 +400,10 @@ def make_drift(url: str) -> None:
         )
         write("PATCH", f"policies/authenticationStrengthPolicies/{STRENGTH}", {"description": "Changed"})
         write("PATCH", "policies/authorizationPolicy", {"blockMsolPowerShell": False})
+        # A directory role removed (made again by the plan) and an administrative unit renamed.
+        listed = http.get("roleManagement/directory/roleAssignments", params={"$filter": f"principalId eq '{KARI}'"})
+        write("DELETE", f"roleManagement/directory/roleAssignments/{listed.json()['value'][0]['id']}")
+        write("PATCH", f"directory/administrativeUnits/{OSLO_UNIT}", {"description": "Changed"})
         # Agent ID objects: their writes need Graph's Agent ID permissions beside the base type's.
         write("PATCH", f"servicePrincipals/{SPS['Contoso Sales Agent (Nordics)']}", {"accountEnabled": False})
         # The service principal update (in place of one of Contoso HR Portal's: three writes of ten service

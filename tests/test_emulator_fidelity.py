@@ -19,6 +19,7 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.serialization import Parsable
 from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
 from kiota_serialization_json.json_serialization_writer_factory import JsonSerializationWriterFactory
+from msgraph.generated.models.administrative_unit import AdministrativeUnit
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.authentication_method_configuration import AuthenticationMethodConfiguration
@@ -34,6 +35,9 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.organization import Organization
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.models.unified_role_assignment import UnifiedRoleAssignment
+from msgraph.generated.models.unified_role_definition import UnifiedRoleDefinition
+from msgraph.generated.models.unified_role_eligibility_schedule_instance import UnifiedRoleEligibilityScheduleInstance
 from msgraph.generated.models.user import User
 from msgraph_core import PageIterator
 from test_schema_metadata import GraphModel, graph_model, graph_name
@@ -68,6 +72,10 @@ MODELS: dict[str, type[Parsable]] = {
     "authenticationStrengthPolicy": AuthenticationStrengthPolicy,
     "authorizationPolicy": AuthorizationPolicy,
     "organization": Organization,
+    "unifiedRoleAssignment": UnifiedRoleAssignment,
+    "unifiedRoleDefinition": UnifiedRoleDefinition,
+    "unifiedRoleEligibilityScheduleInstance": UnifiedRoleEligibilityScheduleInstance,
+    "administrativeUnit": AdministrativeUnit,
 }
 
 # Keys Graph itself sends that a typed model has no property for: they land in additional_data.

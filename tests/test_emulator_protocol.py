@@ -58,6 +58,7 @@ CA_POLICY = "c5406577-8957-4ff2-86c8-99cd33b2056a"
 DELETED_CA_POLICY = "04c9ae9a-7d54-44af-8a9c-0e59ad1d8ee6"
 IP_LOCATION = "3d88fd38-fe20-4241-bd7b-3115b9dca115"
 BUILTIN_STRENGTH = "00000000-0000-0000-0000-000000000002"
+DIRECTORY_READERS = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"  # a built-in role, not privileged
 CUSTOM_STRENGTH = "995de142-5c3c-42b6-86b8-8c800a17d889"
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -142,14 +143,32 @@ WRITES: dict[str, tuple[Callable[[SyncGraph], dict[str, Any]], dict[str, Any] | 
         lambda api: {"displayName": "Test strength", "allowedCombinations": ["fido2"]},
         {"description": "Changed"},
     ),
+    # Graph has no update of a role assignment (rbacapplication-post-roleassignments, unifiedroleassignment-delete).
+    "unifiedRoleAssignment": (
+        lambda api: {"principalId": INGRID, "roleDefinitionId": DIRECTORY_READERS, "directoryScopeId": "/"},
+        None,
+    ),
+    "unifiedRoleDefinition": (
+        lambda api: {
+            "displayName": "Test role",
+            "isEnabled": True,
+            "rolePermissions": [{"allowedResourceActions": ["microsoft.directory/applications/basic/update"]}],
+        },
+        {"description": "Changed"},
+    ),
+    "administrativeUnit": (lambda api: {"displayName": "Test unit"}, {"description": "Changed"}),
 }
+# Collections Graph serves with List and Get only: Privileged Identity Management makes their objects.
+READ_ONLY_COLLECTIONS = {"unifiedRoleEligibilityScheduleInstance"}
 
 SINGLETON_PATCHES = {
     "authenticationMethodsPolicy": {"reconfirmationInDays": 30},
     "authorizationPolicy": {"blockMsolPowerShell": False},
 }
 
-COLLECTION_TYPES = [t.name for t in REGISTRY if t.collection and not t.singleton]
+COLLECTION_TYPES = [
+    t.name for t in REGISTRY if t.collection and not t.singleton and t.name not in READ_ONLY_COLLECTIONS
+]
 DELTA_TYPES = [t.name for t in REGISTRY if t.delta]
 PARENT_IDS = {"resourceId": HR_SP}
 

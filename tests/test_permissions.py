@@ -268,7 +268,7 @@ def test_permissions_command_text(tmp_path: Path) -> None:
     only = CliRunner().invoke(cli, ["permissions", "--for", "snapshot", "--repo", str(tmp_path)])
     assert only.exit_code == 0, only.output
     assert "ReadWrite" not in only.output.replace("Directory.ReadWrite.All", "")
-    assert "apply:" not in only.output and "directory role" not in only.output
+    assert "apply:" not in only.output and "behind a directory role" not in only.output
 
 
 def test_permissions_command_json(tmp_path: Path) -> None:

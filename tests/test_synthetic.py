@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from entra_gitops.emulator.seed import SeedLoader
 from entra_gitops.emulator.synthetic import SyntheticSpec, generate, parse_spec
+from entra_gitops.model.registry import default_registry
 
 MICROSOFT_TENANT_ID = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
 DEFAULT_ACCESS_ROLE = "00000000-0000-0000-0000-000000000000"
@@ -158,6 +160,28 @@ def dangling_references(seed: Mapping[str, Any]) -> list[str]:
                 f"authentication methods policy: {target['targetType']} {target['id']} missing",
             )
 
+    definitions = {d["id"]: d for d in seed.get("roleManagement/directory/roleDefinitions", [])}
+    units = by_id(seed.get("directory/administrativeUnits", []))
+    scopes = {"/"} | {f"/administrativeUnits/{unit}" for unit in units}
+    for key in (
+        "roleManagement/directory/roleAssignments",
+        "roleManagement/directory/roleEligibilityScheduleInstances",
+    ):
+        triples = [(r["principalId"], r["roleDefinitionId"], r["directoryScopeId"]) for r in seed.get(key, [])]
+        expect(len(triples) == len(set(triples)), f"{key}: a principal holds the same role at the same scope twice")
+        for role in seed.get(key, []):
+            where = f"{key} {role['id']}"
+            expect(role["principalId"] in directory, f"{where}: principal {role['principalId']} missing")
+            group = groups.get(role["principalId"])
+            expect(group is None or group.get("isAssignableToRole") is True, f"{where}: group not role-assignable")
+            expect(role["roleDefinitionId"] in definitions, f"{where}: role {role['roleDefinitionId']} missing")
+            expect(role["directoryScopeId"] in scopes, f"{where}: scope {role['directoryScopeId']} missing")
+    for key, value in seed.items():
+        if key.startswith("directory/administrativeUnits/") and key.endswith("/members"):
+            expect(key.split("/")[2] in units, f"{key}: no such administrative unit")
+            for member in value:
+                expect(member in {**users, **groups}, f"{key}: {member} is not a user or group")
+
     for item in deleted:
         expect(
             str(item.get("@odata.type", "")).startswith("#microsoft.graph."), f"deleted {item['id']}: no @odata.type"
@@ -176,7 +200,7 @@ def test_the_generated_tenant_is_the_one_it_has_always_been() -> None:
     # the output. A new digest means every synthetic tenant changed: make that change on purpose, never by a refactor.
     seed = generate(parse_spec("users=300,groups=40,apps=60,seed=5"))
     digest = hashlib.sha256(json.dumps(seed, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
-    assert digest == "28101d6bcc1ad3c0f3d609bc4a06c094827a4aebdead31427704430cfe57bcc7"
+    assert digest == "0cd865d9effb903940db80b39b74d91b04a29d67f4d3174f6789bce7cb7a47e3"
 
 
 def test_seed_changes_content_but_not_identities() -> None:
@@ -203,7 +227,8 @@ def test_counts_match_the_spec() -> None:
     assert len(seed["organization"]) == 1
     assert isinstance(seed["policies/authenticationMethodsPolicy"], dict)
     assert seed["policies/authorizationPolicy"]["id"] == "authorizationPolicy"
-    assert sum(1 for key in seed if key.endswith("/members")) == 70
+    assert sum(1 for key in seed if key.startswith("groups/") and key.endswith("/members")) == 70
+    assert len(seed["directory/administrativeUnits"]) == 1  # at least one, then one per 2,000 users
 
 
 def test_defaults_derive_from_users() -> None:
@@ -213,9 +238,31 @@ def test_defaults_derive_from_users() -> None:
     assert spec.grants is not None and spec.grants > 0
 
 
+def test_directory_roles_scale_with_the_users() -> None:
+    seed = generate(SyntheticSpec(users=10000))
+    definitions = seed["roleManagement/directory/roleDefinitions"]
+    assert definitions and all(d["isBuiltIn"] and d["id"] == d["templateId"] for d in definitions)
+    demo = YAML(typ="safe").load(demo_text())["roleManagement/directory/roleDefinitions"]
+    assert definitions == [d for d in demo if d["isBuiltIn"]]  # the demo's built-in roles, not a copy of them
+    assignments = seed["roleManagement/directory/roleAssignments"]
+    global_admins = [a for a in assignments if a["roleDefinitionId"] == "62e90394-69f5-4237-9190-012177145e10"]
+    assert {u["id"] for u in seed["users"][:2]} <= {a["principalId"] for a in global_admins}
+    assert 2 < len(global_admins) <= 6
+    assert 10000 // 500 - 2 <= len(assignments) - len(global_admins) <= 10000 // 500
+    units = seed["directory/administrativeUnits"]
+    assert len(units) == 5
+    assert any(a["directoryScopeId"].startswith("/administrativeUnits/") for a in assignments)
+    assert all(200 <= len(seed[f"directory/administrativeUnits/{u['id']}/members"]) <= 400 for u in units)
+    eligible = seed["roleManagement/directory/roleEligibilityScheduleInstances"]
+    assert 1 <= len(eligible) <= 10 and all(e["id"].endswith("-1-e") for e in eligible)
+    # The roles load into the emulator: every reference resolves and every id is new.
+    tenant = SeedLoader(default_registry(), seed, "synthetic").load()
+    assert tenant.count(default_registry().get("unifiedRoleAssignment")) == len(assignments)
+
+
 def test_group_sizes_are_heavy_tailed() -> None:
     seed = generate(SyntheticSpec(users=20000, groups=4000))
-    sizes = sorted(len(v) for k, v in seed.items() if k.endswith("/members"))
+    sizes = sorted(len(v) for k, v in seed.items() if k.startswith("groups/") and k.endswith("/members"))
     assert sizes[len(sizes) // 2] <= 50
     assert sizes[-1] >= 1000
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from entra_gitops.emulator import hooks
 from entra_gitops.emulator.audit import AuditLogs, Auditor
 from entra_gitops.emulator.auth import check_access
 from entra_gitops.emulator.batch import Batch
@@ -203,6 +204,7 @@ class Emulator:
             if matched is None:
                 raise no_route(request.path)
             route, params = matched
+            hooks.check_method(route, request.method)
             caller = check_access(self.tenant, route, params, request)
             # The audit log's $filter is its own (audit.py): the directory collections' parser would refuse it.
             query = parse_query(request.params if route.op is not Op.AUDIT_LIST else {})

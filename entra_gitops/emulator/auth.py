@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from entra_gitops.emulator import hooks
 from entra_gitops.emulator.odata import parse_expand
 from entra_gitops.emulator.protocol import GraphFault, Request
 from entra_gitops.emulator.routes import Op, Route
@@ -76,6 +77,8 @@ _READS = frozenset({"list", "get", "delta", "deletedList", "deletedGet"})
 def operation(route: Route, method: str) -> str | None:
     """The x-entra-permissions operation a request makes (`list`, `members.add`); None for $batch and 405s."""
     found = _OPERATIONS.get((route.op, method))
+    if found is not None and hooks.lacks_method(route, method):
+        return None  # the type has no such method in Graph: the request is answered 405, whoever sends it
     if found is not None and route.op in _LINK_OPS:
         assert route.prop is not None
         return f"{route.prop.name}.{found}"

@@ -5,6 +5,14 @@ serviceprincipal-post-approleassignedto example an assignment id): a grant's id 
 resource's GUID bytes (and, for one user's consent, the principal's); an app role assignment's id
 starts with its principal's GUID bytes. Either way a second grant for the same client and resource
 collides on its id, which is why Graph answers it with 409.
+
+A directory role assignment's id is its role's template GUID bytes and its principal's, then "-1" for the
+whole tenant: rbacapplication-list-roleassignments.md's examples read that way (lAPpYvVpN0KRkAEhdxReE... is
+Global Administrator, 62e90394-...), and an eligibility instance adds "-e"
+(rbacapplication-list-roleeligibilityscheduleinstances.md: 8MYkhImh... is role 8424c6f0-... and principal
+071cc716-..., then "-1-e"). Graph's examples of a unit-scoped assignment end in "-1" too, with bytes that are
+neither GUID's; the emulator ends such an id with the unit's bytes instead, so the same principal and role at two
+scopes have two ids.
 """
 
 from __future__ import annotations
@@ -34,3 +42,16 @@ def grant_id(client_id: str, resource_id: str, principal_id: str | None) -> str:
 def assignment_id(principal_id: str, tail: bytes | None = None) -> str:
     """An appRoleAssignment's id: the principal's GUID bytes, then 16 opaque ones."""
     return b64url(guid_bytes_le(principal_id) + (tail if tail is not None else secrets.token_bytes(16)))
+
+
+def role_assignment_id(role_template_id: str, principal_id: str, directory_scope_id: str) -> str:
+    """A unifiedRoleAssignment's id: role and principal GUID bytes, then "-1" at "/" or the unit's bytes."""
+    base = b64url(guid_bytes_le(role_template_id) + guid_bytes_le(principal_id))
+    if directory_scope_id == "/":
+        return f"{base}-1"
+    return f"{base}-{b64url(guid_bytes_le(directory_scope_id.rsplit('/', 1)[-1]))[:11]}"
+
+
+def role_eligibility_id(role_template_id: str, principal_id: str, directory_scope_id: str) -> str:
+    """A unifiedRoleEligibilityScheduleInstance's id: the assignment id of the same triple, then "-e"."""
+    return f"{role_assignment_id(role_template_id, principal_id, directory_scope_id)}-e"

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from entra_gitops.emulator.graph_ids import assignment_id, grant_id
-from entra_gitops.emulator.protocol import GraphFault, bad_request, not_found
+from entra_gitops.emulator.graph_ids import assignment_id, grant_id, role_assignment_id
+from entra_gitops.emulator.protocol import GraphFault, bad_request, method_not_allowed, not_found
+from entra_gitops.emulator.routes import Op, Route
 from entra_gitops.emulator.store import Tenant
 from entra_gitops.model.references import object_references
 from entra_gitops.model.registry import ResourceType, ThrottleScope
@@ -92,6 +93,67 @@ def _grant_for_a_pair(tenant: Tenant, body: dict[str, Any], parent: str) -> dict
     )
     if tenant.find(tenant.registry.get("oauth2PermissionGrant"), object_id) is not None:
         raise GraphFault(409, "Request_MultipleObjectsWithSameKeyValue", "Permission entry already exists.")
+    body["id"] = object_id
+    return body
+
+
+# What real Graph answers a role assignment it refuses (rbacapplication-post-roleassignments.md documents only
+# success): a duplicate, seen on roleManagement/directory/roleAssignments (dod-ccpo/atat#1554); a group without
+# isAssignableToRole (Microsoft365DSC/Microsoft365DSC#879); a scope it cannot read (microsoftgraph/msgraph-sdk-powershell#3173).
+ROLE_ASSIGNMENT_EXISTS = (
+    "A conflicting object with one or more of the specified property values is present in the directory."
+)
+GROUP_NOT_ROLE_ASSIGNABLE = "Groups without IsAssignableToRole property set cannot be assigned to roles."
+INVALID_ROLE_SCOPE = "Must specify valid property scope of entity RoleAssignment"
+ROLE_PRINCIPAL_TYPES = ("user", "group", "servicePrincipal")
+
+
+def _role_definition(tenant: Tenant, role_id: str) -> dict[str, Any] | None:
+    """The role definition an assignment names: by its id, or by a built-in role's template id.
+
+    rbacapplication-post-roleassignments.md: "roleDefinitionId can be either the service-wide template Id or the
+    directory-specific roleDefinitionId".
+    """
+    definitions = tenant.registry.get("unifiedRoleDefinition")
+    return tenant.find(definitions, role_id) or tenant.find_by(definitions, "templateId", role_id)
+
+
+def _live_scope(tenant: Tenant, scope: str) -> bool:
+    """A directory scope the emulator knows: the tenant ("/") or a live administrative unit's path."""
+    if scope == "/":
+        return True
+    prefix, _, unit_id = scope.rpartition("/")
+    if prefix != "/administrativeUnits" or not unit_id:
+        return False
+    return tenant.find(tenant.registry.get("administrativeUnit"), unit_id) is not None
+
+
+def _role_assignment(tenant: Tenant, body: dict[str, Any], parent: str) -> dict[str, Any]:
+    """A directory role is assigned to a user, group or service principal of the tenant, once per role and scope.
+
+    rbacapplication-post-roleassignments.md: roleDefinitionId, principalId and directoryScopeId ("/" for the tenant,
+    an administrative unit's path) are required. A principal or role that does not exist is Graph's 404
+    Request_ResourceNotFound (microsoftgraph/microsoft-graph-docs#18218, seen on real Graph). The id is derived from
+    role, principal and scope (graph_ids.py), which is why a second assignment of the same triple conflicts.
+    """
+    principal_id = str(body.get("principalId", ""))
+    found = tenant.directory_object(principal_id)
+    if found is None or found[0].name not in ROLE_PRINCIPAL_TYPES:
+        raise not_found(principal_id)
+    principal_type, principal = found
+    if principal_type.name == "group" and principal.get("isAssignableToRole") is not True:
+        raise bad_request(GROUP_NOT_ROLE_ASSIGNABLE)
+    role = _role_definition(tenant, str(body.get("roleDefinitionId", "")))
+    if role is None:
+        raise not_found(str(body.get("roleDefinitionId")))
+    scope = body.get("directoryScopeId")
+    if not isinstance(scope, str) or not _live_scope(tenant, scope):
+        raise bad_request(INVALID_ROLE_SCOPE)
+    object_id = role_assignment_id(str(role.get("templateId") or role["id"]), principal["id"], scope)
+    if tenant.find(tenant.registry.get("unifiedRoleAssignment"), object_id) is not None:
+        raise bad_request(ROLE_ASSIGNMENT_EXISTS)
+    body["principalId"] = principal["id"]
+    body.setdefault("appScopeId", None)
     body["id"] = object_id
     return body
 
@@ -212,7 +274,31 @@ _BEFORE_CREATE = {
     "appRoleAssignment": _denormalize_assignment,
     "servicePrincipal": _require_existing_app,
     "oauth2PermissionGrant": _grant_for_a_pair,
+    "unifiedRoleAssignment": _role_assignment,
 }
+
+# The methods a type's Graph resource page does not list, by the route kind they would use: Graph answers them 405
+# whatever the caller may do. unifiedroleeligibilityscheduleinstance.md (and
+# rbacapplication-list-roleeligibilityscheduleinstances.md) offers List and Get only: eligibilities are made and
+# ended through roleEligibilityScheduleRequests. unifiedroleassignment.md offers List, Create, Get and Delete: no
+# Update, so a changed assignment is removed and created again.
+_METHODS_GRAPH_LACKS: Mapping[str, frozenset[tuple[Op, str]]] = {
+    "unifiedRoleEligibilityScheduleInstance": frozenset(
+        {(Op.COLLECTION, "POST"), (Op.ITEM, "PATCH"), (Op.ITEM, "DELETE")}
+    ),
+    "unifiedRoleAssignment": frozenset({(Op.ITEM, "PATCH")}),
+}
+
+
+def lacks_method(route: Route, method: str) -> bool:
+    """Whether the addressed type's Graph resource has no such method (a request Graph answers 405)."""
+    return bool(route.types) and (route.op, method) in _METHODS_GRAPH_LACKS.get(route.rtype.name, frozenset())
+
+
+def check_method(route: Route, method: str) -> None:
+    """Refuse, before any permission check, a method the addressed type's Graph resource does not have."""
+    if lacks_method(route, method):
+        raise method_not_allowed(method)
 
 
 # Kinds (x-entra-graph.kinds) whose creation Graph checks beyond their base type's; by ResourceType.kind_of's name.

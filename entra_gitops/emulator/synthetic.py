@@ -9,6 +9,7 @@ from typing import Any
 from entra_gitops.emulator import synthetic_apps as apps
 from entra_gitops.emulator import synthetic_directory as directory
 from entra_gitops.emulator import synthetic_policies as policies
+from entra_gitops.emulator import synthetic_roles as roles
 from entra_gitops.emulator.synthetic_base import (
     APPS_PER_BLUEPRINT,
     DEFAULT_ACCESS_ROLE,
@@ -51,7 +52,10 @@ class SyntheticSpec:
     (at least 3), grants one admin grant per app that signs users in plus half as many user grants,
     6 Conditional Access policies, 4 named locations, deleted users/1000 (at least 1). Agent ID comes with
     the apps: one agent identity blueprint per 50 apps, each with its principal, one agent identity and that
-    identity's agent user (sponsored by a user), on top of the counts above.
+    identity's agent user (sponsored by a user), on top of the counts above. Directory roles come with the users:
+    the built-in role definitions, Global Administrator for the break-glass accounts and three others, one more
+    role assignment per 500 users (every third scoped to an administrative unit), one administrative unit per
+    2,000 users (at least one, 200 to 400 members each) and one role eligibility per 1,000 users (at least one).
     """
 
     users: int = 1000
@@ -147,4 +151,9 @@ def generate(spec: SyntheticSpec) -> dict[str, Any]:
     s["policies/authorizationPolicy"] = policies.authorization_policy()
     s["directory/deletedItems"] = directory.deleted_users(draft, spec.deleted)
     apps.agents(draft, spec.apps, people)
+    # Directory roles come last, so every object above is the one it was before they were generated.
+    s[roles.DEFINITIONS_KEY] = roles.role_definitions()
+    units = roles.administrative_units(draft, spec.users, people)
+    roles.role_assignments(draft, people, groups, units)
+    roles.role_eligibilities(draft, people)
     return s

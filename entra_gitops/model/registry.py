@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from entra_gitops.model.errors import SchemaError, UnknownTypeError
 from entra_gitops.model.frozen import freeze
+from entra_gitops.model.ids import fold_id
 
 SCHEMA_SUFFIX = ".schema.json"
 
@@ -229,6 +230,11 @@ class ResourceType:
     countable: bool = False  # Graph counts its collection (`$count`, ConsistencyLevel: eventual): a progress total
     recreate_as_new: RecreateSpec | None = None  # plan --recreate makes it again, with a new id, when it is gone
     create_requires: tuple[str, ...] = ()  # what Graph requires in a create's body
+    track_only: bool = False  # reported, never written: every change is "tracked, not recovered"
+    privileged: frozenset[str] = frozenset()  # folded ids of its objects Microsoft labels privileged (roles)
+    lockout_roles: frozenset[str] = frozenset()  # roles the lockout guard keeps a usable holder of
+    privileged_by: str | None = None  # the property naming the role whose privilege makes an object privileged
+    removal: str | None = None  # how a plan names a permanent delete of one ("remove role assignment")
 
     def kind_of(self, obj: Mapping[str, Any]) -> str | None:
         """The kind an object is (`agentIdentity`) by its @odata.type; None for a plain object of the type."""
@@ -363,6 +369,21 @@ class Registry:
             (t for t in self if t.parent and t.parent.type_name == parent.name and t.parent.expand == name),
             None,
         )
+
+    @functools.cached_property
+    def privileged_roles(self) -> frozenset[str]:
+        """The folded ids of every role Microsoft labels privileged, from the schemas that list them."""
+        return frozenset().union(*(t.privileged for t in self))
+
+    @functools.cached_property
+    def lockout_roles(self) -> frozenset[str]:
+        """The folded ids of the roles the lockout guard keeps a usable holder of (Global Administrator)."""
+        return frozenset().union(*(t.lockout_roles for t in self))
+
+    def is_privileged(self, rtype: ResourceType, data: Mapping[str, Any]) -> bool:
+        """Whether an object gives a privileged role: an assignment of one, or an eligibility for one."""
+        role = data.get(rtype.privileged_by) if rtype.privileged_by else None
+        return isinstance(role, str) and fold_id(role) in self.privileged_roles
 
     def by_folder(self, folder: str) -> ResourceType | None:
         """The type whose files live in `tenant-state/<folder>`."""
@@ -567,6 +588,22 @@ def _flag(graph: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
+def _role_list(graph: Mapping[str, Any], key: str, where: str) -> frozenset[str]:
+    """x-entra-graph.<key>.values: role ids (template ids of built-in roles), folded for comparing."""
+    if key not in graph:
+        return frozenset()
+    values = _strings((graph[key] or {}).get("values"), f"{where}: x-entra-graph.{key}.values")
+    return frozenset(fold_id(v) for v in values)
+
+
+def _property_name(graph: Mapping[str, Any], key: str, properties: Mapping[str, Any], where: str) -> str | None:
+    """x-entra-graph.<key>: one of the type's own properties, or absent."""
+    name = graph.get(key)
+    if name is not None and name not in properties:
+        raise SchemaError(f"{where}: x-entra-graph.{key}: {name!r} is not a property of the type")
+    return name
+
+
 def _kinds(graph: Mapping[str, Any], properties: Mapping[str, Any], where: str) -> tuple[str, ...]:
     """x-entra-graph.kinds, checked: Graph types, none a subtype, each named by the `@odata.type` property."""
     if "kinds" not in graph:
@@ -633,6 +670,11 @@ def parse_schema(path: Path, raw: Mapping[str, Any]) -> ResourceType:
             tenant_identity=_flag(graph, "tenantIdentity", where),
             countable=_flag(graph, "count", where),
             create_requires=tuple(graph.get("createRequires", ())),
+            track_only=_flag(graph, "trackOnly", where),
+            privileged=_role_list(graph, "privileged", where),
+            lockout_roles=_role_list(graph, "lockoutRoles", where),
+            privileged_by=_property_name(graph, "privilegedBy", raw["properties"], where),
+            removal=graph.get("removal"),
             recreate_as_new=RecreateSpec(
                 again["findBy"],
                 bool(again.get("password", False)),

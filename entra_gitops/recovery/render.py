@@ -40,6 +40,13 @@ STEP_WORDS = {
 }
 
 
+def step_words(write: Write) -> tuple[str, str]:
+    """The symbol and words a plan shows for a write: a permanent delete of a role assignment is its removal."""
+    symbol, word = STEP_WORDS[write.step]
+    removal = default_registry().get(write.type_name).removal if write.step is Step.DELETE else None
+    return symbol, removal or word
+
+
 def _label(write: Write) -> str:
     name = f" '{write.display}'" if write.display else ""
     return printable(f"{write.type_name}{name} ({write.object_id})")
@@ -47,7 +54,7 @@ def _label(write: Write) -> str:
 
 def write_label(write: Write) -> str:
     """One write in a few words, as a progress display names the step at hand: `update user 'Kari' (8d3b…)`."""
-    return f"{STEP_WORDS[write.step][1]} {_label(write)}"
+    return f"{step_words(write)[1]} {_label(write)}"
 
 
 def _target(plan: Plan) -> str:
@@ -58,7 +65,7 @@ def plan_summary(plan: Plan) -> str:
     """One line: how many writes of which kind."""
     if plan.empty:
         return f"No changes: the tenant already matches {_target(plan)} within the scope."
-    counted = Counter(STEP_WORDS[w.step][1] for w in plan.writes)
+    counted = Counter(step_words(w)[1] for w in plan.writes)
     parts = ", ".join(f"{n} {word}" for word, n in counted.items())
     return f"Plan: {len(plan.writes)} write(s) to bring the tenant to {_target(plan)}: {parts}."
 
@@ -86,7 +93,10 @@ def _change_lines(write: Write, recreated: frozenset[str] = frozenset()) -> list
         printable(f"~ {name}{f'[{write.item}]' if write.item else ''}: {format_value(now)} -> {format_value(after)}")
         for name, now, after in write.changes
     ]
-    named = sorted({i for _, _, after in write.changes for i in strings_in(after) if fold_id(i) in recreated})
+    sent = [after for _, _, after in write.changes]
+    if write.step is Step.CREATE and isinstance(write.body, dict):
+        sent.append(write.body)  # a relationship made again (a role assignment) for an object re-created
+    named = sorted({i for after in sent for i in strings_in(after) if fold_id(i) in recreated})
     lines += [printable(f"~ {old} → new id (re-created): sent with the id Graph gives it") for old in named]
     return lines
 
@@ -127,7 +137,7 @@ def render_plan_text(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> str:
     ]
     recreated = _recreated(plan)
     for number, write in enumerate(plan.writes, start=1):
-        symbol, word = STEP_WORDS[write.step]
+        symbol, word = step_words(write)
         warning = "   (permanent: cannot be undone)" if write.irreversible else ""
         lines.append(f"{number:>4}. {symbol} {word:<11} {_label(write)}{warning}")
         lines.append(f"        {write.method} {printable(write.path)}")
@@ -169,7 +179,7 @@ def render_plan_markdown(plan: Plan, assessment: Assessment = NOTHING_FOUND) -> 
     if plan.writes:
         lines += ["", "| # | write | object | request | changes |", "|---|---|---|---|---|"]
         for number, write in enumerate(plan.writes, start=1):
-            symbol, word = STEP_WORDS[write.step]
+            symbol, word = step_words(write)
             word = f"**{word}** (permanent)" if write.irreversible else word
             changes = "<br>".join(
                 markdown_text(line.removeprefix("~ "))[:300] for line in _change_lines(write, recreated)

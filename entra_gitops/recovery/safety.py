@@ -15,14 +15,29 @@ from entra_gitops.model.ids import fold_id
 from entra_gitops.model.registry import Registry
 from entra_gitops.model.settings import CONFIG_FILE, BreakGlassEntry, Protected, SafetySettings
 from entra_gitops.model.tenant import ObjectState, TenantState
-from entra_gitops.recovery.lockout import lockouts, resolve_accounts
+from entra_gitops.recovery.lockout import (
+    ASSIGNMENT,
+    GROUP,
+    POLICY,
+    ROLE,
+    USER,
+    BreakGlassAccount,
+    lockouts,
+    reads_roles,
+    resolve_accounts,
+    role_gaps,
+    role_losses,
+    role_words,
+)
 from entra_gitops.recovery.plan import Guard, Plan, ProtectedObject, Refusal
 from entra_gitops.recovery.simulate import after_plan
 from entra_gitops.recovery.steps import DESTRUCTIVE, LINK_STEPS
 from entra_gitops.state.layout import STATE_DIR
 
 # What the lockout guard must see to judge Conditional Access: the policies, who is in which group, the accounts.
-GUARD_TYPES = frozenset({"conditionalAccessPolicy", "group", "user"})
+POLICY_TYPES = frozenset({POLICY, GROUP, USER})
+# What it reads besides: who holds which directory role (required), and the roles' names (for messages only).
+GUARD_TYPES = POLICY_TYPES | {ASSIGNMENT, ROLE}
 
 
 @dataclass(frozen=True)
@@ -208,10 +223,11 @@ def _protected(plan: Plan, context: Context) -> list[Refusal]:
     return [*refusals.values(), *unmatched]
 
 
-def _lockouts(context: Context, after: TenantState) -> tuple[list[Refusal], list[str]]:
+def _lockouts(registry: Registry, context: Context, after: TenantState) -> tuple[list[Refusal], list[str]]:
+    """The lockout guard: Conditional Access for each break-glass account, then who holds which role."""
     if not context.break_glass:
         return [], []
-    unread = GUARD_TYPES - context.live.types
+    unread = POLICY_TYPES - context.live.types
     if unread:
         message = (
             f"cannot evaluate Conditional Access for the break-glass accounts: {', '.join(sorted(unread))} not read"
@@ -236,6 +252,34 @@ def _lockouts(context: Context, after: TenantState) -> tuple[list[Refusal], list
             warnings.append(f"already true before this plan, and not changed by it: {lock.describe()}")
         else:
             refusals.append(Refusal(Guard.LOCKOUT, "conditionalAccessPolicy", lock.policy_id or None, lock.describe()))
+    role_refusals, role_warnings = _role_lockouts(registry, context, after, accounts)
+    return [*refusals, *role_refusals], [*warnings, *role_warnings]
+
+
+def _role_lockouts(
+    registry: Registry, context: Context, after: TenantState, accounts: tuple[BreakGlassAccount, ...]
+) -> tuple[list[Refusal], list[str]]:
+    """The role rules: no break-glass account loses a role it holds live, and each lockout role keeps a holder
+    who can sign in (a gap the live tenant has already, and the plan leaves, is a warning)."""
+    roles = sorted(registry.lockout_roles)
+    if not (reads_roles(context.live) and reads_roles(after)):
+        named = ", ".join(role_words(context.live, r) for r in roles) or "any directory role"
+        message = (
+            f"the lockout guard cannot check roles: {ASSIGNMENT} not read, so it cannot tell whether the plan takes "
+            f"a directory role from a break-glass account or leaves {named} without a holder who can sign in"
+        )
+        return [Refusal(Guard.LOCKOUT, ASSIGNMENT, None, message)], []
+    refusals = [
+        Refusal(Guard.LOCKOUT, ASSIGNMENT, loss.assignment_ids[0], loss.describe())
+        for loss in role_losses(context.live, after, accounts)
+    ]
+    before = {gap.role_id for gap in role_gaps(context.live, roles, accounts)}
+    warnings = []
+    for gap in role_gaps(after, roles, accounts):
+        if gap.role_id in before:
+            warnings.append(f"already true before this plan, and not changed by it: {gap.describe()}")
+        else:
+            refusals.append(Refusal(Guard.LOCKOUT, ROLE, gap.role_id, gap.describe()))
     return refusals, warnings
 
 
@@ -248,7 +292,7 @@ def break_glass_ids(entries: Iterable[BreakGlassEntry], *states: TenantState) ->
 def assess(registry: Registry, plan: Plan, context: Context) -> Assessment:
     """Every refusal and warning for `plan` against `context`."""
     after = after_plan(registry, context.live, plan.writes, context.source)
-    lockout_refusals, lockout_warnings = _lockouts(context, after)
+    lockout_refusals, lockout_warnings = _lockouts(registry, context, after)
     refusals = [
         *_missing_types(registry, plan, context),
         *_thresholds(plan, context, after),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -113,6 +113,7 @@ class ObjectChange:
     properties: tuple[PropertyChange, ...] = ()
     links: tuple[LinkChange, ...] = ()
     object_kind: str | None = None  # the kind its @odata.type states (agentIdentity); None for a plain object
+    privileged: bool = False  # it gives, or gave, a role Microsoft labels privileged: reports lead with it
 
     @property
     def recoverable(self) -> bool:
@@ -287,6 +288,8 @@ def _classify(
     ) -> ObjectChange:
         if synchronized and action is not Action.NONE:
             action, blocker = Action.NONE, Blocker.SYNCHRONIZED
+        elif rtype.track_only:
+            action, blocker = Action.NONE, Blocker.TRACK_SCOPE  # reported, never written (eligibilities, roles)
         return ObjectChange(rtype.name, subject.id, display, kind, action, blocker, props, links, kind_name)
 
     was_active = backup is not None and backup.lifecycle is Lifecycle.ACTIVE
@@ -422,13 +425,16 @@ def difference_report(
         was, now_is = backup.get(type_name, object_id), current.get(type_name, object_id)
         if was is not None and was == now_is:
             continue  # the same lifecycle and value on both sides: nothing to classify
-        found = _classify(registry.get(type_name), was, now_is, now)
+        rtype = registry.get(type_name)
+        found = _classify(rtype, was, now_is, now)
         if found is not None:
-            changes.append(found)
+            # Either side counts: a grant an intruder made and a grant removed since the backup alike.
+            privileged = any(registry.is_privileged(rtype, o.data) for o in (was, now_is) if o is not None)
+            changes.append(replace(found, privileged=True) if privileged else found)
     if not wanted_ids:
         compared += sum(n for t, n in (identical or {}).items() if t in wanted_types)
     changes = _without_recreated(registry, changes, backup, current)
-    changes.sort(key=lambda c: (c.type_name, c.display_name or "", c.id))
+    changes.sort(key=lambda c: (not c.privileged, c.type_name, c.display_name or "", c.id))
     tally: dict[str, Counter[str]] = {}
     for c in changes:
         tally.setdefault(c.type_name, Counter())[c.kind.value] += 1

@@ -64,6 +64,7 @@ def report_document(view: ReportView) -> dict[str, Any]:
                 {
                     "type": row.type_name,
                     "objectKind": row.object_kind,
+                    "privileged": row.privileged,
                     "id": _as_in_tenant(row.id_value, row.id),
                     "displayName": _as_in_tenant(row.display_value, row.display),
                     "kind": row.kind,

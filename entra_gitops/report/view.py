@@ -140,6 +140,7 @@ class ObjectRow:
     display_value: str | None = None  # as in the tenant; None: same as `display`
     object_kind: str | None = None  # the kind of its type it is (agentIdentity); None for a plain object
     changed_by: ByRow | None = None  # None: the audit log was not asked
+    privileged: bool = False  # gives or gave a role Microsoft labels privileged: flagged, and listed first
 
     @property
     def actors(self) -> tuple[str, ...]:
@@ -152,7 +153,8 @@ class ObjectRow:
     @property
     def type_label(self) -> str:
         """The type as people read it: `servicePrincipal (agentIdentity)` for an object of a kind."""
-        return f"{self.type_name} ({self.object_kind})" if self.object_kind else self.type_name
+        label = f"{self.type_name} ({self.object_kind})" if self.object_kind else self.type_name
+        return f"{label} [privileged]" if self.privileged else label
 
     @property
     def title(self) -> str:
@@ -196,7 +198,9 @@ class ReportView:
         if not self.rows:
             return f"No differences between {self.backup} and {self.against} ({self.compared} objects compared)."
         parts = [f"{n} {KIND_LABELS[k]}" for k, n in zip(KIND_ORDER, self.totals, strict=True) if n]
-        return (
+        privileged = sum(1 for row in self.rows if row.privileged)
+        lead = f"{privileged} privileged role change(s), shown first. " if privileged else ""
+        return lead + (
             f"{len(self.rows)} object(s) differ between {self.backup} and {self.against}: {', '.join(parts)}; "
             f"{self.recoverable} recoverable."
         )
@@ -291,6 +295,7 @@ def _row(change: ObjectChange, names: Mapping[str, str], traced: ObjectAttributi
         display_value=change.display_name,
         object_kind=change.object_kind,  # a name from the schema's kinds, never tenant text
         changed_by=None if traced is None else by_row(traced.changed_by),
+        privileged=change.privileged,
     )
 
 
