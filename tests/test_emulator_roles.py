@@ -275,3 +275,18 @@ def test_unit_writes_need_administrative_unit_read_write(api: SyncGraph) -> None
     assert api.post(restore, headers=writer).status_code == 200
     made = api.post(UNITS_PATH, {"displayName": "Bergen office"}, headers=writer)
     assert made.status_code == 201, made.text
+
+
+@pytest.mark.parametrize("group", ["Contoso Marketing", "Entra Privileged Admins"])
+def test_a_restricted_unit_takes_only_plain_security_groups(api: SyncGraph, group: str) -> None:
+    # administrativeunit-post-members.md: no mail-enabled, Microsoft 365 or synchronised group in a restricted unit.
+    restricted = UNITS["Executives (restricted)"]
+    reference = {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{GROUPS[group]}"}
+    answer = api.post(f"{UNITS_PATH}/{restricted}/members/$ref", reference)
+    if group == "Contoso Marketing":  # a Microsoft 365 group
+        assert_graph_error(answer, 400, "Request_BadRequest")
+        assert GROUPS[group] not in {m["id"] for m in api.list_all(f"{UNITS_PATH}/{restricted}/members")}
+    else:  # a security group, neither mail-enabled nor synchronised
+        assert answer.status_code == 204, answer.text
+    # An ordinary unit takes either.
+    assert api.post(f"{UNITS_PATH}/{OSLO}/members/$ref", reference).status_code == 204

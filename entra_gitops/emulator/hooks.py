@@ -425,6 +425,36 @@ def before_link_write(rtype: ResourceType, prop_name: str, owner: Mapping[str, A
         raise bad_request(SYNCED)
 
 
+RESTRICTED_UNIT_GROUP = (
+    "Only security groups that are not mail-enabled, not Microsoft 365 groups and not synchronised from "
+    "on-premises can be added to a restricted management administrative unit."
+)
+
+
+def before_member_add(
+    rtype: ResourceType, prop_name: str, owner: Mapping[str, Any], member_type: ResourceType, member: Mapping[str, Any]
+) -> None:
+    """A restricted management administrative unit takes only plain security groups.
+
+    administrativeunit-post-members.md: for an administrative unit with isMemberManagementRestricted, a group added
+    must be security-enabled, not mail-enabled, not a Microsoft 365 (unified) group and not synchronised from
+    on-premises. The page names no error; Graph's 400 for a refused reference is modelled.
+    """
+    if (
+        rtype.name != "administrativeUnit"
+        or prop_name != "members"
+        or owner.get("isMemberManagementRestricted") is not True
+    ):
+        return
+    if member_type.name == "group" and (
+        member.get("securityEnabled") is not True
+        or member.get("mailEnabled") is True
+        or "Unified" in (member.get("groupTypes") or ())
+        or member.get("onPremisesSyncEnabled") is True
+    ):
+        raise bad_request(RESTRICTED_UNIT_GROUP)
+
+
 def before_restore(tenant: Tenant, rtype: ResourceType, obj: Mapping[str, Any], body: Mapping[str, Any]) -> None:
     """Graph refuses a restore whose user principal name a live object holds meanwhile.
 

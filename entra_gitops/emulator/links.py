@@ -54,6 +54,7 @@ class Links(Reader):
         found = self.tenant.directory_object(member_id)
         if found is None:
             raise not_found(member_id)
+        hooks.before_member_add(route.rtype, link[1], self.tenant.get(route.rtype, owner_id), *found)
         self.tenant.add_link(link, owner_id, found[1]["id"])
         return Reply(204)
 
